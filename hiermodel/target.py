@@ -1,0 +1,184 @@
+"""The hierarchical target of SPEC §1 (paper Eqs. 2.1–2.5).
+
+``h_i = <A_i, F(x)>``, ``h2 = (1/sqrt 2) sum_i lambda_i (h_i^2 - 1)``, ``y = g(h2)``, with ``F`` the Hermite lift of
+degree ``q``, ``d1 = floor(d^eps)`` unit directions ``A_i`` and power-law weights
+``lambda_i = Z_gamma z_i i^(-gamma)`` (Rademacher signs ``z_i``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._checks import as_generator, check_inputs, check_int, check_real
+from .hermite import feature_dimension, hermite_features, vector_to_matrix
+from .theory import first_layer_width, weight_magnitudes
+
+_SQRT2 = math.sqrt(2.0)
+_CHUNK_ENTRIES = 1 << 23  # rows of the lift are built in chunks of about 64 MB
+
+
+def _gauss_expectation(f, nodes: int = 200) -> float:
+    """``E f(Z)`` for ``Z ~ N(0, 1)`` by Gauss–Hermite quadrature (probabilists' weight)."""
+    z, w = np.polynomial.hermite_e.hermegauss(nodes)
+    return float(np.sum(w * f(z)) / math.sqrt(2.0 * math.pi))
+
+
+def _tanh_scale() -> float:
+    return 1.0 / math.sqrt(_gauss_expectation(lambda z: np.tanh(z) ** 2))
+
+
+_TANH_SCALE = _tanh_scale()
+
+
+def _standard_tanh(z):
+    """``tanh`` scaled to unit variance under ``N(0, 1)`` (it is already centred: tanh is odd)."""
+    return _TANH_SCALE * np.tanh(z)
+
+
+def _resolve_link(g):
+    if isinstance(g, str):
+        links = {"id": lambda z: z, "tanh": _standard_tanh}
+        if g not in links:
+            raise ValueError(f"unknown g {g!r}: use 'id', 'tanh' or a callable acting elementwise on arrays")
+        return g, links[g]
+    if callable(g):
+        probe = np.linspace(-3.0, 3.0, 7)
+        out = np.asarray(g(probe))
+        if out.shape != probe.shape or not np.all(np.isfinite(out)):
+            raise ValueError("a callable g must map a float array to a finite array of the same shape")
+        return getattr(g, "__name__", "callable"), g
+    raise ValueError(f"g must be 'id', 'tanh' or a callable, got {type(g).__name__}")
+
+
+class HierarchicalTarget:
+    """The two-layer hierarchical target ``y = g(h2(h(F(x))))`` of SPEC §1.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension, ``x ~ N(0, I_d)``.
+    q : int
+        Degree of the Hermite lift (paper: ``q >= 2``; experiments ``q = 2``).
+    eps : float
+        Width exponent, ``d1 = floor(d^eps)``; needs ``1 <= d1 <= D``.
+    gamma : float
+        Power-law exponent of the second-layer weights, ``gamma >= 0``.
+    g : {"id", "tanh"} or callable
+        Output link. ``"tanh"`` is scaled to unit variance under ``N(0, 1)``; a callable acts elementwise.
+    orthonormal : bool
+        ``True``: the ``A_i`` are exactly orthonormal (Gaussian matrix, then QR). ``False``: i.i.d. Gaussian rows
+        normalised to unit length, nearly orthogonal as in the paper.
+    seed : None, int, SeedSequence or Generator
+        Randomness of the directions and the signs ``z_i``.
+
+    Attributes
+    ----------
+    d1, D : int
+        Width and feature dimension ``binom(d + q - 1, q)``.
+    directions : ndarray (d1, D)
+        Unit rows ``A_i`` in the coordinates of :func:`hiermodel.hermite_features`.
+    weights : ndarray (d1,)
+        Signed ``lambda_i``, ``sum lambda_i^2 = 1``, ``|lambda_i|`` decreasing in ``i``.
+    nu1 : float
+        ``E g'(Z) = E[Z g(Z)]``, ``Z ~ N(0, 1)``: the information-exponent-1 coefficient.
+    """
+
+    def __init__(self, d, *, q=2, eps=0.5, gamma=0.0, g="id", orthonormal=True, seed=None):
+        self.d = check_int("d", d, minimum=1)
+        self.q = check_int("q", q, minimum=1)
+        self.eps = check_real("eps", eps, minimum=0.0)
+        self.gamma = check_real("gamma", gamma, minimum=0.0)
+        self.D = feature_dimension(self.d, self.q)
+        self.d1 = first_layer_width(self.d, self.eps)
+        if not 1 <= self.d1 <= self.D:
+            raise ValueError(
+                f"d1 = floor(d^eps) = {self.d1} must satisfy 1 <= d1 <= D = {self.D} (d = {self.d}, q = {self.q}, "
+                f"eps = {self.eps}); choose eps in [0, log(D)/log(d)]"
+            )
+        self.g_name, self.g = _resolve_link(g)
+        self.orthonormal = bool(orthonormal)
+        rng = as_generator(seed)
+        gauss = rng.standard_normal((self.D, self.d1))
+        if self.orthonormal:
+            Q, R = np.linalg.qr(gauss)
+            directions = (Q * np.sign(np.diag(R))).T  # sign fix: a deterministic function of the draw
+        else:
+            directions = (gauss / np.linalg.norm(gauss, axis=0)).T
+        self.directions = np.ascontiguousarray(directions)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=self.d1)
+        self.weights = signs * weight_magnitudes(self.d1, self.gamma)
+        self.nu1 = _gauss_expectation(lambda z: z * self.g(z))
+
+    def __repr__(self):
+        return (f"HierarchicalTarget(d={self.d}, q={self.q}, eps={self.eps}, gamma={self.gamma}, g={self.g_name!r}, "
+                f"orthonormal={self.orthonormal}; d1={self.d1}, D={self.D})")
+
+    # --- the layers -------------------------------------------------------------------------------------------
+    def first_layer(self, X) -> np.ndarray:
+        """``h = A F(x)``, shape ``(n, d1)``; the lift is built in row chunks to bound memory."""
+        X = check_inputs(X, self.d)
+        rows = max(1, _CHUNK_ENTRIES // self.D)
+        h = np.empty((X.shape[0], self.d1))
+        for start in range(0, X.shape[0], rows):
+            h[start:start + rows] = hermite_features(X[start:start + rows], self.q) @ self.directions.T
+        return h
+
+    def second_layer(self, h) -> np.ndarray:
+        """``h2 = (1/sqrt 2) sum_i lambda_i (h_i^2 - 1)``."""
+        h = np.asarray(h, dtype=float)
+        if h.ndim != 2 or h.shape[1] != self.d1:
+            raise ValueError(f"h must have shape (n, {self.d1}), got {h.shape}")
+        return ((h * h - 1.0) @ self.weights) / _SQRT2
+
+    def __call__(self, X) -> np.ndarray:
+        """The labels ``y = g(h2)`` of inputs ``X`` (no label noise)."""
+        return self.g(self.second_layer(self.first_layer(X)))
+
+    # --- data -------------------------------------------------------------------------------------------------
+    def sample(self, n, rng=None):
+        """Draw ``n`` samples ``x ~ N(0, I_d)`` and their labels: ``(X, y)`` of shapes ``(n, d)``, ``(n,)``.
+
+        Only ``X`` consumes randomness, so consecutive calls on one Generator equal one larger call.
+        """
+        n = check_int("n", n, minimum=1)
+        X = as_generator(rng).standard_normal((n, self.d))
+        return X, self(X)
+
+    def sample_gaussian_equivalent(self, n, rng=None):
+        """The Gaussian-equivalent model: ``F ~ N(0, I_D)`` drawn directly, labels from the same layers.
+
+        Returns ``(F, y)`` of shapes ``(n, D)``, ``(n,)``. Here ``h = A F`` is exactly Gaussian.
+        """
+        n = check_int("n", n, minimum=1)
+        F = as_generator(rng).standard_normal((n, self.D))
+        return F, self.g(self.second_layer(F @ self.directions.T))
+
+    # --- exact moments ----------------------------------------------------------------------------------------
+    def direction_matrices(self) -> np.ndarray:
+        """For ``q = 2``: the ``A_i`` as symmetric ``d x d`` matrices of unit Frobenius norm, ``(d1, d, d)``."""
+        if self.q != 2:
+            raise ValueError(f"directions are symmetric matrices only for q = 2, this target has q = {self.q}")
+        return vector_to_matrix(self.directions, self.d)
+
+    def h2_variance(self, *, gaussian_equivalent=False) -> float:
+        """``Var h2``, exact at finite ``d`` (SPEC §1).
+
+        Gaussian-equivalent model: ``sum_ij lambda_i lambda_j <A_i, A_j>^2`` (= 1 for orthonormal ``A_i``).
+        Real model, ``q = 2``, from the joint cumulants of Gaussian quadratic forms:
+        ``Cov(h_i^2, h_j^2) = 2 tr(A_i A_j)^2 + 8 tr(A_i^2 A_j^2) + 4 tr(A_i A_j A_i A_j)``, so
+        ``Var h2 = (1/2) sum_ij lambda_i lambda_j Cov(h_i^2, h_j^2)``. Other ``q`` raise ``ValueError``.
+        """
+        lam = self.weights
+        gram = self.directions @ self.directions.T
+        if gaussian_equivalent:
+            return float(lam @ (gram**2) @ lam)
+        M = self.direction_matrices()
+        squares = M @ M
+        P = np.tensordot(lam, squares, axes=1)  # sum_i lambda_i A_i^2
+        quartic = 0.0  # sum_ij lambda_i lambda_j tr(A_i A_j A_i A_j)
+        for i in range(self.d1):
+            prods = M[i] @ M  # A_i A_j for all j
+            quartic += lam[i] * (lam @ np.einsum("jab,jba->j", prods, prods))
+        return float(lam @ (gram**2) @ lam + 4.0 * np.sum(P * P) + 2.0 * quartic)
