@@ -1,0 +1,61 @@
+"""Guards for what nbval cannot see: never-run cells, figures that were not stored, missing ledgers, stray files."""
+
+import json
+import pathlib
+
+import pytest
+
+from hiermodel.ledger import MIME_TYPE
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
+CHAPTERS = [p for p in NOTEBOOKS if p.name[:2].isdigit()]
+
+
+def _code_cells(path):
+    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def test_book_has_chapters():
+    assert CHAPTERS, "no numbered chapter notebooks in book/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_code_cell_has_stored_output(path):
+    never_run = [i for i, c in enumerate(_code_cells(path)) if c["execution_count"] is None]
+    assert not never_run, f"{path.name}: code cells {never_run} have no stored output (nbval would skip them)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_plotting_cell_stored_a_figure(path):
+    missing = [i for i, c in enumerate(_code_cells(path)) if "plt.show()" in "".join(c["source"])
+               and not any("image/png" in o.get("data", {}) for o in c["outputs"])]
+    assert not missing, f"{path.name}: plotting cells {missing} stored no PNG (nbval ignores images)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_errors_or_execution_metadata(path):
+    for c in _code_cells(path):
+        assert all(o["output_type"] != "error" for o in c["outputs"]), f"{path.name} stores an error output"
+        assert "execution" not in c.get("metadata", {}), f"{path.name}: timing metadata stored (use make outputs)"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_chapter_ends_with_a_ledger(path):
+    ledgers = [o["data"][MIME_TYPE] for c in _code_cells(path) for o in c["outputs"] if MIME_TYPE in o.get("data", {})]
+    assert len(ledgers) == 1, f"{path.name}: expected one stored ledger output, found {len(ledgers)}"
+    assert ledgers[0]["chapter"] == path.stem and ledgers[0]["verdicts"]
+    markdown = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+    assert f"({ledgers[0]['anchor']})=" in markdown, "the ledger's anchor label must exist in the chapter"
+
+
+def test_no_checkpoints_or_paired_files():
+    assert not list(ROOT.glob("book/**/.ipynb_checkpoints"))
+    stems = {p.stem for p in NOTEBOOKS}
+    assert not [p for p in BOOK.glob("*.md") if p.stem in stems], "a paired .md next to a notebook duplicates it"
+
+
+def test_toc_lists_every_notebook():
+    toc = (ROOT / "_toc.yml").read_text()
+    assert all(f"book/{p.stem}" in toc for p in NOTEBOOKS)
