@@ -1,0 +1,95 @@
+"""The population first-layer matrix ``E C_hat`` (SPEC §3 C1 and §4b).
+
+``C_hat = (1/n) sum_mu y_mu (F_mu F_mu^T - I_D)``. Gaussian equivalence keeps only the spikes
+``E C_hat = sqrt(2) sum_i lambda_i a_i a_i^T`` (``g = id``). For the real Hermite model with ``q = 2`` and
+``g = id`` the exact expectation, from the joint cumulants of Gaussian quadratic forms, is the operator on
+symmetric matrices ``B``
+
+    E C_hat [B] = sum_i (lambda_i / sqrt 2) [ 2 tr(A_i B) A_i + 4 (A_i^2 B + B A_i^2) + 4 A_i B A_i ],
+
+i.e. ``<b, E C_hat b> = sum_i (lambda_i / sqrt 2) [2 tr(A_i B)^2 + 8 tr(A_i^2 B^2) + 4 tr(A_i B A_i B)]``.
+The last two terms form a deterministic non-spike part that Gaussian equivalence drops; it shrinks only with d.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .target import HierarchicalTarget
+
+
+def _sandwich(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Matrix of ``B -> X B Y + Y B X`` (symmetric ``X``, ``Y``) in the orthonormal feature basis of q = 2.
+
+    With basis matrices ``E_ij = c_ij (e_i e_j^T + e_j e_i^T)``, ``c_ii = 1/2``, ``c_ij = 1/sqrt 2``, the entry is
+    ``2 c_ij c_kl (X_ik Y_jl + X_il Y_jk + Y_ik X_jl + Y_il X_jk)``.
+    """
+    d = X.shape[0]
+    i, j = np.triu_indices(d)
+    c = np.where(i == j, 0.5, 1.0 / math.sqrt(2.0))
+    out = X[np.ix_(i, i)] * Y[np.ix_(j, j)]
+    out += X[np.ix_(i, j)] * Y[np.ix_(j, i)]
+    out += Y[np.ix_(i, i)] * X[np.ix_(j, j)]
+    out += Y[np.ix_(i, j)] * X[np.ix_(j, i)]
+    out *= 2.0 * np.outer(c, c)
+    return out
+
+
+def population_matrix(target: HierarchicalTarget, *, gaussian_equivalent: bool = False) -> np.ndarray:
+    """``E C_hat`` as a ``(D, D)`` matrix in the coordinates of :func:`hiermodel.hermite_features`.
+
+    Parameters
+    ----------
+    target : HierarchicalTarget
+        Must have ``g = "id"``; the real-model formula also needs ``q = 2``.
+    gaussian_equivalent : bool
+        ``True``: only the spikes ``sqrt(2) sum_i lambda_i a_i a_i^T`` (any q).
+    """
+    if target.g_name != "id":
+        raise ValueError(f"the closed form of E C_hat is for g = 'id', this target has g = {target.g_name!r}")
+    A, lam = target.directions, target.weights
+    spikes = math.sqrt(2.0) * (A.T * lam) @ A
+    if gaussian_equivalent:
+        return spikes
+    if target.q != 2:
+        raise ValueError(f"the exact finite-d E C_hat is implemented for q = 2, this target has q = {target.q}")
+    M = target.direction_matrices()
+    squares = np.tensordot(lam, M @ M, axes=1)  # sum_i lambda_i A_i^2
+    structure = 4.0 * _sandwich(squares, np.eye(target.d))
+    for lam_i, M_i in zip(lam, M):
+        structure += 2.0 * lam_i * _sandwich(M_i, M_i)
+    return spikes + structure / math.sqrt(2.0)
+
+
+def spike_strengths(target: HierarchicalTarget) -> np.ndarray:
+    """``sqrt(2) lambda_i``: the Gaussian-equivalent spike of direction ``i`` in ``E C_hat`` (``g = id``)."""
+    return math.sqrt(2.0) * target.weights
+
+
+def population_operator(target: HierarchicalTarget):
+    """``E C_hat`` of the real model (q = 2, g = id) as a matrix-free ``scipy.sparse.linalg.LinearOperator``.
+
+    One product costs ``O(d1 d^3)`` instead of ``O(D^2) = O(d^4)``: use it with ``eigsh`` at large d.
+    """
+    from scipy.sparse.linalg import LinearOperator
+
+    from .hermite import matrix_to_vector, vector_to_matrix
+
+    if target.g_name != "id" or target.q != 2:
+        raise ValueError("the exact finite-d E C_hat is implemented for q = 2 and g = 'id'")
+    M, lam, d = target.direction_matrices(), target.weights, target.d
+    P = np.tensordot(lam, M @ M, axes=1)
+    s = 1.0 / math.sqrt(2.0)
+
+    def matmat(V):
+        B = vector_to_matrix(np.asarray(V).T, d)  # (k, d, d)
+        out = 4.0 * (P @ B + B @ P)
+        for lam_i, M_i in zip(lam, M):
+            trace = np.einsum("ab,kab->k", M_i, B)
+            out += lam_i * (2.0 * trace[:, None, None] * M_i + 4.0 * M_i @ B @ M_i)
+        return (s * matrix_to_vector(out)).T
+
+    return LinearOperator((target.D, target.D), matvec=lambda v: matmat(v[:, None])[:, 0], matmat=matmat,
+                          dtype=float)
