@@ -1,10 +1,12 @@
-"""Closed-form quantities of the model (SPEC §1, §3): widths, power-law normalisation, harmonic sums."""
+"""Closed-form theory (SPEC §1, §3, §4): widths, power-law weights, thresholds, recovered counts, MSE laws."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
+import sympy as sp
 
 from ._checks import check_int, check_real
 
@@ -33,3 +35,139 @@ def weight_magnitudes(d1: int, gamma: float) -> np.ndarray:
     """``|lambda_i| = Z_gamma i^(-gamma)`` for ``i = 1..d1``."""
     d1 = check_int("d1", d1, minimum=1)
     return power_law_normalisation(d1, gamma) * np.arange(1, d1 + 1, dtype=float) ** -float(gamma)
+
+
+# --- thresholds and scaling laws (SPEC §3, C2–C6; B1–B2) --------------------------------------------------------
+# The formulas below are derived once with SymPy (the book's chapters re-derive and assert them) and lambdified,
+# so the function a chapter plots is the expression it derived.
+SYMBOLS = dict(zip("d k n gamma eps q s".split(),
+                   sp.symbols("d k n gamma epsilon q s", positive=True)))
+REGIMES = ("gamma = 0", "0 < gamma < 1/2", "gamma = 1/2", "gamma > 1/2")
+
+
+def harmonic_asymptotic(regime: str):
+    """Leading form of ``H_{d1}(2 gamma) = Z_gamma^-2`` as ``d1 -> oo`` in a regime of :data:`REGIMES`."""
+    d1, g = sp.Symbol("d_1", positive=True), SYMBOLS["gamma"]
+    forms = {"gamma = 0": d1, "0 < gamma < 1/2": d1 ** (1 - 2 * g) / (1 - 2 * g), "gamma = 1/2": sp.log(d1),
+             "gamma > 1/2": sp.zeta(2 * g)}
+    if regime not in forms:
+        raise ValueError(f"unknown regime {regime!r}; use one of {REGIMES}")
+    return forms[regime].subs(g, 0) if regime == "gamma = 0" else forms[regime]
+
+
+def threshold_sample_size():
+    """The paper's heuristic threshold of direction k (Eq. 2.10, C2): ``n_k = d^q k^(2 gamma) / Z_gamma^2``.
+
+    Returned with ``Z_gamma^-2`` left as the symbol ``H`` (``= H_{d1}(2 gamma)``).
+    """
+    d, k, g, q = (SYMBOLS[x] for x in ("d", "k", "gamma", "q"))
+    return d**q * k ** (2 * g) * sp.Symbol("H", positive=True)
+
+
+@functools.lru_cache(maxsize=None)
+def threshold_exponent_expressions() -> dict:
+    """``kappa(s) = lim_{d -> oo} log n_k / log d`` with ``k = d1^s``, ``d1 = d^eps``, per regime (C6)."""
+    d, g, eps, s = (SYMBOLS[x] for x in ("d", "gamma", "eps", "s"))
+    out = {}
+    for regime in REGIMES:
+        H = harmonic_asymptotic(regime).subs(sp.Symbol("d_1", positive=True), d**eps)
+        n_k = threshold_sample_size().subs({sp.Symbol("H", positive=True): H, SYMBOLS["k"]: d ** (eps * s)})
+        if regime == "gamma = 0":
+            n_k = n_k.subs(g, 0)
+        if regime == "gamma = 1/2":
+            n_k = n_k.subs(g, sp.Rational(1, 2))
+        ratio = sp.expand_log(sp.log(n_k), force=True) / sp.log(d)
+        out[regime] = sp.simplify(sp.limit(ratio, d, sp.oo))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _kappa_functions():
+    args = [SYMBOLS[x] for x in ("s", "gamma", "eps", "q")]
+    return {r: sp.lambdify(args, e, "numpy") for r, e in threshold_exponent_expressions().items()}
+
+
+def regime(gamma: float) -> str:
+    """Which of :data:`REGIMES` a value of gamma falls in."""
+    gamma = check_real("gamma", gamma, minimum=0.0)
+    if gamma == 0:
+        return "gamma = 0"
+    return "0 < gamma < 1/2" if gamma < 0.5 else ("gamma = 1/2" if gamma == 0.5 else "gamma > 1/2")
+
+
+def threshold_exponent(s, *, gamma: float, eps: float, q: int):
+    """The ``d -> oo`` exponent ``kappa`` of the threshold ``n = d^kappa`` of direction ``k = d1^s`` (C6).
+
+    ``s`` in ``[0, 1]`` (scalar or array). Derived from the paper's heuristic ``n_k = d^q k^(2 gamma) / Z^2``;
+    constant factors (the BBP factor 1/2, ``D ~ d^q / q!``) do not change ``kappa``.
+    """
+    s_arr = np.asarray(s, dtype=float)
+    if not np.all(np.isfinite(s_arr)) or np.any((s_arr < 0) | (s_arr > 1)):
+        raise ValueError(f"s must lie in [0, 1] (direction k = d1^s), got {s}")
+    q = check_int("q", q, minimum=1)
+    eps = check_real("eps", eps, minimum=0.0, open_min=True)
+    f = _kappa_functions()[regime(gamma)]
+    return f(s_arr, float(gamma), eps, q) + 0.0 * s_arr
+
+
+CONVENTIONS = ("corollary", "bbp")
+
+
+def _check_convention(convention):
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+
+
+def recovery_thresholds(*, d: int, gamma: float, eps: float, q: int, convention: str = "bbp") -> np.ndarray:
+    """Finite-d threshold sample sizes ``n_i`` of directions ``i = 1..d1``.
+
+    ``"corollary"``: ``n_i = D / lambda_i^2 = D i^(2 gamma) / Z^2`` (Corollary 3.1 with ``D = binom(d+q-1, q)``;
+    the paper's Eq. 2.10 writes ``d^q``, the same up to the constant ``q!``).
+    ``"bbp"``: ``n_i* = D / (2 lambda_i^2)``, the constant-level spike-vs-edge (BBP) threshold of the
+    Gaussian-equivalent model (SPEC B1).
+    """
+    from .hermite import feature_dimension
+
+    _check_convention(convention)
+    d1 = first_layer_width(d, eps)
+    lam2 = weight_magnitudes(d1, gamma) ** 2
+    return feature_dimension(d, q) / lam2 / (2.0 if convention == "bbp" else 1.0)
+
+
+def recovered_count(n, *, d: int, gamma: float, eps: float, q: int, convention: str = "corollary"):
+    """``m_n``, the number of directions past their threshold at sample size ``n``, capped at ``d1`` (C4).
+
+    With ``"corollary"`` this is ``min(d1, floor((Z^2 n / D)^(1/(2 gamma))))`` of Corollary 3.1; with ``"bbp"``
+    the count of ``i`` with ``n > n_i*``. For ``gamma = 0`` every direction switches on at once.
+    """
+    n_arr = np.asarray(n, dtype=float)
+    if not np.all(np.isfinite(n_arr)) or np.any(n_arr < 1):
+        raise ValueError(f"n must be finite and >= 1, got {n}")
+    thresholds = recovery_thresholds(d=d, gamma=gamma, eps=eps, q=q, convention=convention)
+    return np.sum(n_arr[..., None] > thresholds, axis=-1)
+
+
+def mse_exponent(gamma: float) -> float:
+    """Data exponent ``beta = 1 - 1/(2 gamma)`` of ``MSE ~ (n / d^q)^(-beta)`` (Theorem 3.2, gamma > 1/2)."""
+    gamma = check_real("gamma", gamma, minimum=0.0)
+    if gamma <= 0.5:
+        raise ValueError(f"the MSE follows a power law in n only for gamma > 1/2 (got gamma = {gamma}); for "
+                         "gamma <= 1/2 see mse_prediction")
+    return 1.0 - 1.0 / (2.0 * gamma)
+
+
+def mse_prediction(n, *, d: int, gamma: float, eps: float, q: int, convention: str = "bbp", refined: bool = False):
+    """Predicted test MSE (standardised labels) at sample size ``n``.
+
+    ``refined=False``: the unrecovered tail ``sum_{n_i > n} lambda_i^2`` (paper Eq. 2.15). ``refined=True``: SPEC B2,
+    ``sum_i lambda_i^2 [1 - (1 - n_i/n)_+^2]``, which adds the refinement error of recovered directions.
+    """
+    n_arr = np.asarray(n, dtype=float)
+    if not np.all(np.isfinite(n_arr)) or np.any(n_arr < 1):
+        raise ValueError(f"n must be finite and >= 1, got {n}")
+    thresholds = recovery_thresholds(d=d, gamma=gamma, eps=eps, q=q, convention=convention)
+    lam2 = weight_magnitudes(first_layer_width(d, eps), gamma) ** 2
+    ratio = thresholds / n_arr[..., None]
+    if refined:
+        return np.sum(lam2 * (1.0 - np.clip(1.0 - ratio, 0.0, None) ** 2), axis=-1)
+    return np.sum(lam2 * (ratio >= 1.0), axis=-1)

@@ -1,0 +1,79 @@
+"""Closed-form theory: the derived exponents equal the paper's statements; finite-d values approach the limits."""
+
+import math
+
+import numpy as np
+import pytest
+
+import hiermodel as hm
+from hiermodel import theory as th
+
+
+def test_weights_and_widths():
+    assert th.first_layer_width(400, 0.5) == 20 and th.first_layer_width(120, 0.5) == 10
+    assert th.first_layer_width(27, 1 / 3) == 3  # 27^(1/3) is 2.9999... in floating point
+    for gamma in (0.0, 0.3, 0.5, 1.7):
+        assert np.sum(th.weight_magnitudes(17, gamma) ** 2) == pytest.approx(1.0, rel=1e-13)
+    assert th.harmonic_number(4, 1.0) == pytest.approx(1 + 1 / 2 + 1 / 3 + 1 / 4)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.2, 0.45, 0.5, 0.7, 1.5])
+def test_threshold_exponent_matches_paper_statement(gamma):
+    # SPEC C6, typed independently of the SymPy derivation in theory.py.
+    q, eps = 2, 0.5
+    s = np.linspace(0, 1, 5)
+    if gamma == 0:
+        paper = np.full_like(s, q + eps)
+    elif gamma < 0.5:
+        paper = q + eps * (1 - 2 * gamma + 2 * gamma * s)
+    else:
+        paper = q + 2 * gamma * eps * s
+    np.testing.assert_allclose(th.threshold_exponent(s, gamma=gamma, eps=eps, q=q), paper, atol=1e-12)
+
+
+@pytest.mark.parametrize("gamma", [0.25, 1.0])
+def test_finite_d_thresholds_approach_the_exponent(gamma):
+    # log_d n_k -> kappa(s) as d grows; the gap closes like 1/log d.
+    eps, q, s = 0.5, 2, 1.0
+    gaps = []
+    for d in (10**2, 10**4, 10**8):
+        n_last = th.recovery_thresholds(d=d, gamma=gamma, eps=eps, q=q, convention="corollary")[-1]
+        gaps.append(abs(math.log(n_last) / math.log(d) - th.threshold_exponent(s, gamma=gamma, eps=eps, q=q)))
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.1
+
+
+def test_recovered_count_is_a_staircase_capped_at_d1():
+    kw = dict(d=400, gamma=0.4, eps=0.5, q=2)
+    n = np.logspace(3, 9, 200)
+    m = th.recovered_count(n, **kw)
+    assert np.all(np.diff(m) >= 0) and m[0] == 0 and m[-1] == 20
+    # Corollary 3.1 in closed form, where it is below the cap
+    Z2 = th.power_law_normalisation(20, 0.4) ** 2
+    closed = np.minimum(20, np.floor((Z2 * n / hm.feature_dimension(400, 2)) ** (1 / 0.8)))
+    np.testing.assert_array_equal(m, closed)
+    assert np.all(th.recovered_count(n, **kw, convention="bbp") >= m)  # the BBP threshold is half as large
+    m0 = th.recovered_count(n, d=400, gamma=0.0, eps=0.5, q=2)
+    assert set(np.unique(m0)) == {0, 20}
+
+
+def test_mse_laws():
+    assert th.mse_exponent(1.0) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="gamma > 1/2"):
+        th.mse_exponent(0.5)
+    kw = dict(d=400, gamma=1.0, eps=0.5, q=2)
+    n = np.logspace(3, 9, 50)
+    tail, refined = th.mse_prediction(n, **kw), th.mse_prediction(n, **kw, refined=True)
+    assert np.all(refined >= tail - 1e-15) and tail[0] == pytest.approx(1.0) and refined[-1] < 1e-2
+    assert np.all(np.diff(refined) <= 1e-15)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: th.threshold_exponent(1.5, gamma=0.3, eps=0.5, q=2), "s must lie"),
+    (lambda: th.threshold_exponent(0.5, gamma=-1, eps=0.5, q=2), "gamma must be"),
+    (lambda: th.recovered_count(0.5, d=100, gamma=0.3, eps=0.5, q=2), "n must be"),
+    (lambda: th.recovered_count(1e4, d=100, gamma=0.3, eps=0.5, q=2, convention="x"), "convention"),
+    (lambda: th.harmonic_asymptotic("gamma < 0"), "unknown regime"),
+])
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
