@@ -1,0 +1,128 @@
+"""Gauge-invariant metrics of SPEC §2 (paper App. A): test MSE, subspace overlap, per-direction cos^2, spectrum.
+
+Eigenvectors are defined only up to sign and, inside degenerate or crowded groups, up to rotation; every metric here
+is invariant under ``Q_hat -> R Q_hat`` for orthogonal ``R``, so estimates are never compared entry by entry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_int
+from .estimator import _DENSE_MAX_D, _block_krylov, _Kernel, _prepare, _standardise
+
+__all__ = ["test_mse", "subspace_overlap", "direction_cos2", "spectrum"]
+
+
+def test_mse(y_true, y_pred) -> float:
+    """Test MSE on standardised labels: ``mean((y - y_pred)^2) / Var(y)`` (SPEC §2 Metrics).
+
+    ``1`` is the error of predicting the mean; ``0`` is perfect.
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    if y_true.ndim != 1 or y_true.shape != y_pred.shape or y_true.size < 2:
+        raise ValueError(f"y_true and y_pred must be 1-D of the same length >= 2, got {y_true.shape}, "
+                         f"{y_pred.shape}")
+    if not (np.all(np.isfinite(y_true)) and np.all(np.isfinite(y_pred))):
+        raise ValueError("labels or predictions contain NaN or infinite values")
+    var = float(np.var(y_true))
+    if not var > 0:
+        raise ValueError("y_true is constant: the standardised MSE is undefined")
+    return float(np.mean((y_true - y_pred) ** 2) / var)
+
+
+def _rows(name, A, D=None):
+    A = np.asarray(A, dtype=float)
+    if A.ndim == 1:
+        A = A[None, :]
+    if A.ndim != 2 or A.shape[0] < 1:
+        raise ValueError(f"{name} must be a (k, D) array of row vectors, got shape {A.shape}")
+    if D is not None and A.shape[1] != D:
+        raise ValueError(f"{name} has {A.shape[1]} columns, expected D = {D}")
+    if not np.all(np.isfinite(A)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return A
+
+
+def _orthonormal_rows(name, A):
+    """An orthonormal basis (rows) of the row space of ``A``; a ValueError if the rows are dependent."""
+    Q, R = np.linalg.qr(A.T)
+    diag = np.abs(np.diag(R))
+    if diag.size and diag.min() <= 1e-10 * max(diag.max(), 1e-300):
+        raise ValueError(f"the rows of {name} are linearly dependent (or zero)")
+    return Q.T
+
+
+def subspace_overlap(Q, Q_hat) -> float:
+    """``q_h = (1/k) ||Q^T Q_hat||_F^2`` with both row spaces orthonormalised first (paper App. A).
+
+    Parameters
+    ----------
+    Q : array (k, D)
+        True directions (e.g. ``target.directions``), not necessarily orthonormal.
+    Q_hat : array (k', D)
+        Estimated directions (e.g. ``estimator.directions_``).
+
+    Returns the mean squared cosine of the principal angles, normalised by ``k`` = rows of ``Q``: 1 when the span
+    of ``Q`` lies in that of ``Q_hat``.
+    """
+    Q = _orthonormal_rows("Q", _rows("Q", Q))
+    Q_hat = _orthonormal_rows("Q_hat", _rows("Q_hat", Q_hat, Q.shape[1]))
+    return float(np.linalg.norm(Q @ Q_hat.T) ** 2 / Q.shape[0])
+
+
+def direction_cos2(A, Q_hat) -> np.ndarray:
+    """Per-direction ``cos^2 theta_i = ||Q_hat^T a_i||^2``, ``a_i = A_i/|A_i|``, ``Q_hat`` orthonormalised
+    (paper App. A; SPEC §4 B1 predicts ``1 - n_i*/n`` above threshold)."""
+    A = _rows("A", A)
+    norms = np.linalg.norm(A, axis=1)
+    if np.any(norms == 0):
+        raise ValueError("A has a zero row")
+    Q_hat = _orthonormal_rows("Q_hat", _rows("Q_hat", Q_hat, A.shape[1]))
+    return np.sum((A / norms[:, None] @ Q_hat.T) ** 2, axis=1)
+
+
+def spectrum(X, y, *, q=2, features=False, top=None, dense_max_D=4000, dtype=np.float64, seed=0, tol=1e-8):
+    """Eigenvalues of ``C_hat = (1/n) sum y_std (F F^T - I)`` with standardised labels (as the estimator uses).
+
+    Parameters
+    ----------
+    X, y : arrays, or a :class:`hiermodel.SampleStream` with ``y=None``
+        Raw inputs (``features=False``) or lifted features (``features=True``).
+    top : int or None
+        ``None``: all ``D`` eigenvalues (dense; needs ``D <= dense_max_D``). An int ``k``: the ``k`` outliers of
+        largest ``|value|`` — dense when ``D <= dense_max_D``, else matrix-free block Krylov.
+
+    Returns
+    -------
+    ndarray
+        All eigenvalues in increasing order, or the top-``k`` by decreasing ``|value|``.
+    """
+    q = check_int("q", q, minimum=1)
+    data = _prepare(X, y, q, features)
+    w = _standardise(data.y)[0]
+    D, n = data.D, data.n
+    if top is not None:
+        top = check_int("top", top, minimum=1)
+        if top > D:
+            raise ValueError(f"top = {top} exceeds D = {D}")
+    dense_ok = D <= min(dense_max_D, _DENSE_MAX_D)
+    if top is None and not dense_ok:
+        raise ValueError(f"the full spectrum needs a dense D x D matrix; D = {D} > dense_max_D = {dense_max_D}: "
+                         f"pass top=k for the outliers")
+    kernel = _Kernel(data, dtype)
+    if dense_ok:
+        got = []
+        kernel.dense([w], [n], lambda j, S: got.append(S[0]))
+        C = got[0] / n
+        C[np.diag_indices_from(C)] -= w.sum() / n
+        vals = np.linalg.eigvalsh(C)
+        if top is None:
+            return vals
+        return vals[np.argsort(-np.abs(vals), kind="stable")[:top]]
+    wsum = float(w.sum())
+    th, _, _ = _block_krylov(lambda V: (kernel.apply(V, w, 0, n) - wsum * V) / n, D, top,
+                             block=top + max(2, top // 2), rng=np.random.default_rng(seed), tol=tol)
+    return th
+test_mse.__test__ = False  # a metric, not a pytest test (it is imported into test modules)
