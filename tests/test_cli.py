@@ -1,0 +1,109 @@
+"""The command line: `hiermodel sweep`, `hiermodel figure`, `python -m hiermodel`, help and bad input."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from hiermodel import cli, figures, sweep
+
+TINY = ["--d", "8", "10", "--gamma", "0.4", "--alpha", "2:3:0.5", "--seeds", "2", "--n-test", "300"]
+ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+
+
+def test_help_is_readable(capsys):
+    for argv in (["--help"], ["sweep", "--help"], ["figure", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for words in ("sweep", "figure", "--alpha", "START:STOP:STEP", "--scheduler", "--cache-dir", "paper", "fig4",
+                  "dask worker"):
+        assert words in text
+
+
+def test_sweep_writes_csv_and_jsonl(tmp_path, capsys):
+    out = tmp_path / "t.csv"
+    assert cli.main(["sweep", *TINY, "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--no-progress",
+                     "--theory"]) == 0
+    df = pd.read_csv(out)
+    assert len(df) == 2 * 2 * 3 and {"mse", "q_h", "cos2_1", "eig_1", "mse_refined"} <= set(df.columns)
+    assert "(4 tasks: 4 computed, 0 from cache)" in capsys.readouterr().out
+    js = tmp_path / "t.jsonl"
+    assert cli.main(["sweep", *TINY, "--out", str(js), "--cache-dir", str(tmp_path / "c"), "--no-progress",
+                     "--metrics", "mse", "q_h"]) == 0
+    assert "4 from cache" in capsys.readouterr().out
+    back = pd.read_json(js, lines=True)
+    assert "q_h" in back.columns and not any(c.startswith("cos2_") for c in back.columns)
+    pd.testing.assert_series_equal(back["mse"], df["mse"], check_exact=False, rtol=1e-12)
+
+
+def test_python_m_and_console_script_with_progress_bar(tmp_path):
+    out = tmp_path / "t.csv"
+    res = subprocess.run([sys.executable, "-m", "hiermodel", "sweep", *TINY, "--out", str(out), "--cache-dir",
+                          str(tmp_path / "c"), "--workers", "2"], env=ENV, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "sweep: 100%" in res.stderr and "4/4" in res.stderr  # tqdm bar, with its ETA field
+    assert "4 computed" in res.stdout and out.exists()
+    script = pathlib.Path(sys.executable).parent / "hiermodel"
+    if script.exists():
+        res = subprocess.run([str(script), "sweep", "--help"], env=ENV, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and "--alpha" in res.stdout
+
+
+@pytest.mark.parametrize("name", figures.names())
+def test_figure_command_writes_png_and_table(name, tmp_path, capsys):
+    sets = ["--set", "d=8,10", "--set", "seeds=2", "--set", "alpha=2:3:0.5", "--set", "n_test=300"]
+    if name == "fig3":
+        sets += ["--set", "gamma=0,1"]
+    assert cli.main(["figure", name, "--scale", "ci", "--out-dir", str(tmp_path), "--cache-dir",
+                     str(tmp_path / "c"), "--no-progress", *sets]) == 0
+    png, table = tmp_path / f"{name}-ci.png", tmp_path / f"{name}-ci.csv"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    df = pd.read_csv(table)
+    assert set(df["d"]) == {8, 10} and "mse_tail" in df.columns
+    assert name in capsys.readouterr().out
+
+
+def test_figure_grids_build_at_both_scales():
+    for name in figures.names():
+        ci, paper = figures.grid(name, "ci"), figures.grid(name, "paper")
+        assert len(ci) >= 4 and max(paper.d) >= 400 > max(ci.d)
+    # the paper scale does not fit a small machine: refused before any work
+    with pytest.raises(ValueError, match="GiB"):
+        sweep.run(figures.grid("fig4", "paper"), cache_dir=False, memory_limit=16 * 2**30)
+    with pytest.raises(ValueError, match="unknown figure"):
+        figures.grid("fig9")
+    with pytest.raises(ValueError, match="unknown scale"):
+        figures.grid("fig2", "huge")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", *TINY, "--out", "x.csv", "--metrics", "accuracy"], "unknown metric"),
+    (["sweep", *TINY, "--out", "x.parquet"], "must end in .csv or .jsonl"),
+    (["sweep", "--d", "8", "--gamma", "0.4", "--alpha", "2", "40", "--out", "x.csv"], "2^53"),
+    (["sweep", *TINY, "--mode", "exact", "--out", "x.csv"], "unknown mode"),
+    (["figure", "fig2", "--set", "colour=red"], "unknown grid key"),
+    (["sweep", *TINY, "--out", "x.csv", "--scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler"),
+])
+def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if "--scheduler" in argv:
+        monkeypatch.setattr(sweep, "_connect", _fast_connect)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def _fast_connect(scheduler, timeout):
+    return _REAL_CONNECT(scheduler, 2)
+
+
+_REAL_CONNECT = sweep._connect
