@@ -1,15 +1,24 @@
 """hiermodel: the hierarchical model of Wortsman-Zurich et al. (arXiv:2605.14567) and its layer-wise estimator."""
 
-from . import theory
+from . import figures, metrics, sweep, theory
+from .estimator import LayerwiseSpectral, SampleStream, spectral_matrix
 from .hermite import feature_dimension, hermite_features, matrix_to_vector, multisets, vector_to_matrix
+from .sweep import Grid
 from .target import HierarchicalTarget
 
 __all__ = [
+    "Grid",
     "HierarchicalTarget",
+    "LayerwiseSpectral",
+    "SampleStream",
     "feature_dimension",
+    "figures",
     "hermite_features",
     "matrix_to_vector",
+    "metrics",
     "multisets",
+    "spectral_matrix",
+    "sweep",
     "theory",
     "vector_to_matrix",
 ]

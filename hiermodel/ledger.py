@@ -37,6 +37,12 @@ class Verdict:
     tolerance: str
     passed: bool
 
+    def __bool__(self):
+        return self.passed
+
+    def __repr__(self):
+        return f"[{_verdict_word(self.passed)}] {self.claim}: {self.check} (measured {self.measured}, predicted {self.predicted})"
+
 
 class Ledger:
     """Verdicts of one chapter.
@@ -56,7 +62,9 @@ class Ledger:
         self.verdicts: list[Verdict] = []
 
     def compare(self, claim, check, *, measured, predicted, atol=0.0, rtol=0.0, uncertainty=None, sigmas=None):
-        """Record ``|measured - predicted| <= atol + rtol |predicted| (+ sigmas * uncertainty)``; return pass/fail.
+        """Record ``|measured - predicted| <= atol + rtol |predicted| (+ sigmas * uncertainty)``.
+
+        Returns the :class:`Verdict`, which is truthy when the check passed (so ``assert ledger.compare(...)`` works).
 
         ``uncertainty`` is the measured value's standard error; with ``sigmas`` it widens the tolerance by that
         many standard errors (a statistical test), otherwise it is only reported.
@@ -75,13 +83,13 @@ class Ledger:
                          abs(measured - predicted) <= tol)
 
     def confirm(self, claim, check, passed, *, predicted, measured, tolerance="—"):
-        """Record a check stated in words (an inequality, an ordering, a symbolic identity)."""
+        """Record a check stated in words (an inequality, an ordering, a symbolic identity); return the Verdict."""
         return self._add(claim, check, _fmt(predicted), _fmt(measured), _fmt(tolerance), bool(passed))
 
     def _add(self, *fields):
         verdict = Verdict(*fields)
         self.verdicts.append(verdict)
-        return verdict.passed
+        return verdict
 
     # --- display ------------------------------------------------------------------------------------------------
     def as_dict(self) -> dict:

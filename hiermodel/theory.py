@@ -171,3 +171,35 @@ def mse_prediction(n, *, d: int, gamma: float, eps: float, q: int, convention: s
     if refined:
         return np.sum(lam2 * (1.0 - np.clip(1.0 - ratio, 0.0, None) ** 2), axis=-1)
     return np.sum(lam2 * (ratio >= 1.0), axis=-1)
+
+
+# --- the noise bulk of C_hat (C1) -------------------------------------------------------------------------------
+def semicircle_density(x, *, radius: float):
+    """Wigner semicircle of the given radius: the ``n >> D`` limit of the bulk of ``C_hat - E C_hat`` (C1).
+
+    For ``C_hat = (1/n) sum y (F F^T - I)`` with ``E y^2 = 1`` the radius is ``2 sqrt(D / n)``.
+    """
+    radius = check_real("radius", radius, minimum=0.0, open_min=True)
+    x = np.asarray(x, dtype=float)
+    return np.where(np.abs(x) < radius, 2.0 / (np.pi * radius**2) * np.sqrt(np.clip(radius**2 - x**2, 0, None)), 0.0)
+
+
+def weighted_covariance_density(x, *, ratio: float, weights, eta: float = 1e-3, iterations: int = 1500,
+                                quantiles: int = 800):
+    """Limiting spectral density of ``(1/n) sum_mu w_mu (G_mu G_mu^T - I)``, ``G ~ N(0, I_D)``, ``D / n -> ratio``.
+
+    The Stieltjes transform solves ``m = 1 / (-z + E[w / (1 + ratio w m)])`` (Silverstein–Bai), solved here by
+    damped fixed-point iteration at ``z = x + i eta`` with the expectation over ``quantiles`` quantiles of the sample
+    ``weights``. This is the bulk of ``C_hat`` when ``n`` is comparable to ``D``; as ``ratio -> 0`` with ``E w = 0``,
+    ``E w^2 = 1`` it tends to the semicircle of radius ``2 sqrt(ratio)``.
+    """
+    ratio = check_real("ratio", ratio, minimum=0.0, open_min=True)
+    w = np.asarray(weights, dtype=float).ravel()
+    if w.size < 2 or not np.all(np.isfinite(w)):
+        raise ValueError("weights must be a finite sample of at least two label values")
+    w = np.quantile(w, (np.arange(quantiles) + 0.5) / quantiles)
+    z = np.asarray(x, dtype=float) + np.mean(w) + 1j * eta  # the "- I" in C_hat shifts the spectrum by -mean(w)
+    m = np.full(z.shape, 1j)
+    for _ in range(iterations):
+        m = 0.5 * m + 0.5 / (-z + np.mean(w / (1.0 + ratio * w * m[..., None]), axis=-1))
+    return m.imag / np.pi

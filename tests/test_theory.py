@@ -77,3 +77,19 @@ def test_mse_laws():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_noise_bulk_densities():
+    g = np.random.default_rng(0).standard_normal(20_000)
+    c = 1e-4
+    radius = 2 * math.sqrt(c)
+    x = np.linspace(-1.5 * radius, 1.5 * radius, 301)
+    semi = th.semicircle_density(x, radius=radius)
+    assert np.trapezoid(semi, x) == pytest.approx(1.0, abs=2e-3)
+    rho = th.weighted_covariance_density(x, ratio=c, weights=g, eta=1e-3 * radius)
+    assert np.trapezoid(rho, x) == pytest.approx(1.0, abs=2e-3)
+    assert np.abs(rho - semi).max() < 0.1 * semi.max()  # D/n -> 0: the weighted-covariance law becomes GOE
+    skewed = th.weighted_covariance_density(np.linspace(-4, 4, 201), ratio=0.5, weights=g**2 - 1)
+    assert skewed[:100].sum() != pytest.approx(skewed[101:].sum(), rel=0.05)  # n ~ D: not symmetric
+    with pytest.raises(ValueError, match="weights"):
+        th.weighted_covariance_density(x, ratio=0.1, weights=[1.0])
