@@ -1,7 +1,5 @@
 """The exact population matrix E C_hat against Gauss–Hermite quadrature; operator and matrix forms agree."""
 
-import itertools
-import math
 
 import numpy as np
 import pytest
@@ -10,17 +8,11 @@ import hiermodel as hm
 from hiermodel.population import population_matrix, population_operator, spike_strengths
 
 
-def _gauss_grid(d, nodes):
-    z, w = np.polynomial.hermite_e.hermegauss(nodes)
-    w = w / math.sqrt(2 * math.pi)
-    return np.array(list(itertools.product(z, repeat=d))), np.prod(list(itertools.product(w, repeat=d)), axis=1)
-
-
 @pytest.mark.parametrize("orthonormal", [True, False])
-def test_population_matrix_is_exact(orthonormal):
+def test_population_matrix_is_exact(orthonormal, gauss_grid):
     # y F F^T has degree <= 8 per axis, so 5 nodes per axis integrate E[y (F F^T - I)] exactly.
     t = hm.HierarchicalTarget(3, eps=1.0, gamma=0.6, orthonormal=orthonormal, seed=5)
-    pts, wts = _gauss_grid(3, 5)
+    pts, wts = gauss_grid(3, 5)
     F, y = hm.hermite_features(pts, 2), t(pts)
     C = (F * (wts * y)[:, None]).T @ F - (wts @ y) * np.eye(t.D)
     np.testing.assert_allclose(population_matrix(t), C, atol=1e-12)

@@ -1,18 +1,11 @@
 """The hierarchical target: contract, exact moments against quadrature and Monte Carlo, seeding, bad input."""
 
-import itertools
 import math
 
 import numpy as np
 import pytest
 
 import hiermodel as hm
-
-
-def _gauss_grid(d, nodes):
-    z, w = np.polynomial.hermite_e.hermegauss(nodes)
-    w = w / math.sqrt(2 * math.pi)
-    return np.array(list(itertools.product(z, repeat=d))), np.prod(list(itertools.product(w, repeat=d)), axis=1)
 
 
 @pytest.mark.parametrize("orthonormal", [True, False])
@@ -48,11 +41,11 @@ def test_tanh_link_is_standardised():
     assert 0 < t.nu1 < 1
 
 
-def test_h2_variance_exact_against_quadrature():
+def test_h2_variance_exact_against_quadrature(gauss_grid):
     # d = 3, d1 = 3 (eps = 1): h2 is a degree-4 polynomial per axis, so 5 Gauss–Hermite nodes are exact.
     for orthonormal in (True, False):
         t = hm.HierarchicalTarget(3, eps=1.0, gamma=0.6, orthonormal=orthonormal, seed=5)
-        pts, wts = _gauss_grid(3, 5)
+        pts, wts = gauss_grid(3, 5)
         h = t.first_layer(pts)
         h2 = t.second_layer(h)
         np.testing.assert_allclose(wts @ h, 0.0, atol=1e-12)
