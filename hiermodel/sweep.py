@@ -616,7 +616,8 @@ def run(grid: Grid, *, cache_dir=None, workers=1, scheduler=None, metrics=None, 
 
 
 def _progress_bar(total, initial, enabled):
-    from tqdm.auto import tqdm
+    # Plain tqdm, not tqdm.auto: in a notebook without ipywidgets tqdm.auto warns (with a file path) on import.
+    from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, desc="sweep", unit="task", disable=not enabled, dynamic_ncols=True,
                 smoothing=0.1)
