@@ -203,3 +203,106 @@ def weighted_covariance_density(x, *, ratio: float, weights, eta: float = 1e-3, 
     for _ in range(iterations):
         m = 0.5 * m + 0.5 / (-z + np.mean(w / (1.0 + ratio * w * m[..., None]), axis=-1))
     return m.imag / np.pi
+
+
+# --- Theorem 3.2: continuum (Euler–Maclaurin leading-order) forms of the MSE sums (C5, B2, B3) ------------------
+@functools.lru_cache(maxsize=None)
+def mse_continuum_expressions() -> dict:
+    """SymPy forms of the MSE sums with the sum over directions replaced by an integral (leading Euler–Maclaurin term).
+
+    Symbols: ``m`` (recovered count, continuous), ``gamma``, ``Z2`` (``= Z_gamma^2``). With thresholds
+    ``n_i = n_1 i^(2 gamma)`` the count is ``m = (n / n_1)^(1/(2 gamma))`` and a recovered direction has
+    ``n_i / n = (i/m)^(2 gamma)``. Keys:
+
+    - ``"tail"`` (gamma > 1/2): ``Z^2 int_m^oo i^(-2 gamma) di = Z^2 m^(1-2gamma) / (2gamma - 1)`` (Eq. 2.15, App. D);
+    - ``"refined"`` (gamma > 1/2): SPEC B2, the tail plus ``Z^2 int_0^m i^(-2gamma) (2 r - r^2) di``,
+      ``r = (i/m)^(2gamma)``; equals ``8 gamma^2 Z^2 m^(1-2gamma) / (4 gamma^2 - 1)``;
+    - ``"small_gamma"`` (0 < gamma < 1/2): ``1 - Z^2 int_0^m i^(-2gamma) di = 1 - Z^2 m^(1-2gamma) / (1 - 2gamma)``;
+    - ``"half"`` (gamma = 1/2, SPEC B3): ``1 - Z^2 int_1^m di / i = 1 - Z^2 ln m``.
+    """
+    g, m, i, Z2 = sp.symbols("gamma m i Z2", positive=True)
+    u = sp.Symbol("u", positive=True)  # u = 1 - 2 gamma > 0 in the small-gamma regime
+    r = (i / m) ** (2 * g)
+    tail = Z2 * sp.integrate(i ** (-2 * g), (i, m, sp.oo), conds="none")
+    refine = Z2 * sp.integrate(sp.expand(i ** (-2 * g) * (2 * r - r**2)), (i, 0, m), conds="none")
+    small = 1 - Z2 * sp.integrate(i ** (u - 1), (i, 0, m)).subs(u, 1 - 2 * g)
+    half = 1 - Z2 * sp.integrate(1 / i, (i, 1, m))
+    return {"tail": sp.simplify(tail), "refined": sp.simplify(tail + refine), "small_gamma": small, "half": half}
+
+
+@functools.lru_cache(maxsize=None)
+def _mse_continuum_functions():
+    g, m, Z2 = sp.symbols("gamma m Z2", positive=True)
+    return {k: sp.lambdify((m, g, Z2), e, "numpy") for k, e in mse_continuum_expressions().items()}
+
+
+def mse_asymptotic(n, *, d: int, gamma: float, eps: float, q: int, convention: str = "bbp", refined: bool = False):
+    """Leading-order (continuum) form of :func:`mse_prediction`, lambdified from :func:`mse_continuum_expressions`.
+
+    ``m = (n / n_1)^(1/(2 gamma))`` with ``n_1`` the threshold of direction 1 (``convention`` as in
+    :func:`recovery_thresholds`) and the target's finite ``Z_gamma^2``. For gamma > 1/2 this is the pure power law
+    ``C (n / n_1)^(-(1 - 1/(2 gamma)))`` of Theorem 3.2 (``refined=True``: SPEC B2's constant), valid for
+    ``1 << m << d1``; for 0 < gamma <= 1/2 only the tail form exists (``1 - Z^2 m^(1-2gamma)/(1-2gamma)``, resp.
+    ``1 - Z^2 ln m``), with ``m`` capped at ``d1``. ``refined=True`` with gamma <= 1/2 raises ``ValueError``.
+    """
+    n_arr = np.asarray(n, dtype=float)
+    if not np.all(np.isfinite(n_arr)) or np.any(n_arr < 1):
+        raise ValueError(f"n must be finite and >= 1, got {n}")
+    gamma = check_real("gamma", gamma, minimum=0.0, open_min=True)
+    if refined and gamma <= 0.5:
+        raise ValueError("the refined continuum form (SPEC B2) is derived for gamma > 1/2 only")
+    n1 = recovery_thresholds(d=d, gamma=gamma, eps=eps, q=q, convention=convention)[0]
+    d1 = first_layer_width(d, eps)
+    Z2 = power_law_normalisation(d1, gamma) ** 2
+    m = (n_arr / n1) ** (1.0 / (2.0 * gamma))
+    f = _mse_continuum_functions()
+    if gamma > 0.5:
+        return f["refined" if refined else "tail"](m, gamma, Z2) + 0.0 * n_arr
+    m = np.clip(m, 1.0, d1)
+    key = "half" if gamma == 0.5 else "small_gamma"
+    return np.clip(f[key](m, gamma, Z2), 0.0, 1.0) + 0.0 * n_arr
+
+
+# --- exponent of the recovered count (C4, Corollary 3.1, at the scale of powers of d) ---------------------------
+@functools.lru_cache(maxsize=None)
+def recovered_count_exponent_expressions() -> dict:
+    """``sigma(kappa) = lim_{d -> oo} log m_n / log d1`` at ``n = d^kappa`` (before capping to ``[0, 1]``), per regime.
+
+    Derived from Corollary 3.1, ``m_n = (Z_gamma^2 n / d^q)^(1/(2 gamma))``, with the asymptotics of
+    :func:`harmonic_asymptotic` and ``d1 = d^eps``. ``gamma = 0`` is absent: every direction switches on at once
+    (the ``gamma -> 0+`` limit of the ``0 < gamma < 1/2`` expression is a step at ``kappa = q + eps``).
+    """
+    d, g, eps, q = (SYMBOLS[x] for x in ("d", "gamma", "eps", "q"))
+    kappa, d1 = sp.Symbol("kappa", positive=True), sp.Symbol("d_1", positive=True)
+    out = {}
+    for regime in REGIMES[1:]:
+        H = harmonic_asymptotic(regime).subs(d1, d**eps)
+        m_n = (d**kappa / (H * d**q)) ** (1 / (2 * g))
+        if regime == "gamma = 1/2":
+            m_n = m_n.subs(g, sp.Rational(1, 2))
+        ratio = sp.expand_log(sp.log(m_n), force=True) / (eps * sp.log(d))
+        out[regime] = sp.simplify(sp.limit(ratio, d, sp.oo))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _sigma_functions():
+    args = [sp.Symbol("kappa", positive=True)] + [SYMBOLS[x] for x in ("gamma", "eps", "q")]
+    return {r: sp.lambdify(args, e, "numpy") for r, e in recovered_count_exponent_expressions().items()}
+
+
+def recovered_count_exponent(kappa, *, gamma: float, eps: float, q: int):
+    """The ``d -> oo`` exponent ``sigma`` of ``m_n = d1^sigma`` at ``n = d^kappa`` (C4), capped to ``[0, 1]``.
+
+    The inverse of :func:`threshold_exponent` on ``(0, 1)``: direction ``k = d1^s`` is recovered once
+    ``kappa > kappa(s)``. For ``gamma = 0`` it is 0 below ``kappa = q + eps`` and 1 above.
+    """
+    k_arr = np.asarray(kappa, dtype=float)
+    if not np.all(np.isfinite(k_arr)):
+        raise ValueError(f"kappa must be finite, got {kappa}")
+    q = check_int("q", q, minimum=1)
+    eps = check_real("eps", eps, minimum=0.0, open_min=True)
+    r = regime(gamma)
+    if r == "gamma = 0":
+        return np.where(k_arr > q + eps, 1.0, 0.0) + 0.0 * k_arr
+    return np.clip(_sigma_functions()[r](k_arr, float(gamma), eps, q) + 0.0 * k_arr, 0.0, 1.0)

@@ -93,3 +93,53 @@ def test_noise_bulk_densities():
     assert skewed[:100].sum() != pytest.approx(skewed[101:].sum(), rel=0.05)  # n ~ D: not symmetric
     with pytest.raises(ValueError, match="weights"):
         th.weighted_covariance_density(x, ratio=0.1, weights=[1.0])
+
+
+def test_mse_continuum_forms():
+    import sympy as sp
+
+    g, m, Z2 = sp.symbols("gamma m Z2", positive=True)
+    e = th.mse_continuum_expressions()
+    assert sp.simplify(e["tail"] - Z2 * m ** (1 - 2 * g) / (2 * g - 1)) == 0
+    assert sp.simplify(e["refined"] - 8 * g**2 * Z2 * m ** (1 - 2 * g) / (4 * g**2 - 1)) == 0  # SPEC B2
+    assert sp.simplify(e["small_gamma"] - (1 - Z2 * m ** (1 - 2 * g) / (1 - 2 * g))) == 0
+    # on the window 1 << m << d1 the continuum form tracks the discrete sums; exponent -beta(gamma)
+    kw = dict(d=60, gamma=1.0, eps=1.3, q=2)
+    n1 = th.recovery_thresholds(**kw)[0]
+    n = n1 * np.array([8.0, 16.0, 32.0]) ** 2  # m = 8, 16, 32 of d1 = 204
+    for refined in (False, True):
+        cont = th.mse_asymptotic(n, **kw, refined=refined)
+        assert np.allclose(np.diff(np.log(cont)) / np.diff(np.log(n)), -th.mse_exponent(1.0))
+        disc = th.mse_prediction(n, **kw, refined=refined)
+        assert np.all(np.abs(np.log(disc / cont)) < 0.3)
+    small = th.mse_asymptotic(np.geomspace(10, 1e7, 20), d=400, gamma=0.3, eps=0.5, q=2)
+    assert np.all(np.diff(small) <= 0) and small[-1] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="gamma > 1/2"):
+        th.mse_asymptotic(1e4, d=60, gamma=0.4, eps=0.5, q=2, refined=True)
+
+
+@pytest.mark.parametrize("gamma", [0.2, 0.4, 0.5, 1.0])
+def test_recovered_count_exponent_inverts_the_threshold_exponent(gamma):
+    s = np.linspace(0.05, 0.95, 7)
+    kappa = th.threshold_exponent(s, gamma=gamma, eps=0.5, q=2)
+    np.testing.assert_allclose(th.recovered_count_exponent(kappa, gamma=gamma, eps=0.5, q=2), s, atol=1e-12)
+    assert th.recovered_count_exponent(1.0, gamma=gamma, eps=0.5, q=2) == 0.0
+    assert th.recovered_count_exponent(9.0, gamma=gamma, eps=0.5, q=2) == 1.0
+
+
+def test_recovered_count_exponent_gamma_zero_is_a_step():
+    out = th.recovered_count_exponent([2.4, 2.6], gamma=0.0, eps=0.5, q=2)
+    np.testing.assert_array_equal(out, [0.0, 1.0])
+
+
+@pytest.mark.parametrize("gamma", [0.25, 1.0])
+def test_finite_d_recovered_count_approaches_its_exponent(gamma):
+    # log m_n / log d1 at n = d^kappa -> sigma(kappa); constants (q!, BBP factors) fade like 1/log d.
+    eps, q, s = 0.5, 2, 0.5
+    kappa = float(th.threshold_exponent(s, gamma=gamma, eps=eps, q=q)) + 0.05
+    sigma = float(th.recovered_count_exponent(kappa, gamma=gamma, eps=eps, q=q))
+    gaps = []
+    for d in (10**4, 10**6, 10**8):
+        m = th.recovered_count(float(d) ** kappa, d=d, gamma=gamma, eps=eps, q=q)
+        gaps.append(abs(math.log(m) / math.log(th.first_layer_width(d, eps)) - sigma))
+    assert max(gaps) < 0.05 and gaps[-1] < 0.02  # the floor of m_n adds a wiggle of order 1/(m_n log d1)
