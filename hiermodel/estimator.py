@@ -309,17 +309,17 @@ class _Kernel:
 
     def dense(self, weights, checkpoints, callback):
         """Accumulate ``S_k(m) = sum_{mu < m} weights[k]_mu F_mu F_mu^T`` and call ``callback(j, [S_k])`` at each
-        checkpoint ``m_j`` (sorted). Chunks use ``gemm`` with ``beta = 1`` into a ``dtype`` buffer that is flushed to
-        float64 every few chunks and at checkpoints (bounds float32 accumulation error)."""
+        checkpoint ``m_j`` (sorted). Chunks use ``syrk`` (upper triangle) with ``beta = 1`` into a ``dtype`` buffer that
+        is flushed to float64 every few chunks and at checkpoints (bounds float32 accumulation error)."""
         t0 = time.perf_counter()
         self._dense(weights, checkpoints, callback)
         self.stats["dense_time"] += time.perf_counter() - t0  # includes the callbacks (eigh)
-        self.stats["dense_flops"] += 2.0 * len(weights) * max(checkpoints) * self.data.D ** 2
+        self.stats["dense_flops"] += 1.0 * len(weights) * max(checkpoints) * self.data.D ** 2  # syrk: one triangle
 
     def _dense(self, weights, checkpoints, callback):
         data, dt = self.data, self.dtype
         D = data.D
-        gemm = _blas.sgemm if dt == np.float32 else _blas.dgemm
+        syrk = _blas.ssyrk if dt == np.float32 else _blas.dsyrk
         acc64 = [np.zeros((D, D)) for _ in weights]
         buf = [np.zeros((D, D), dtype=dt, order="F") for _ in weights]
         pending = 0
@@ -341,8 +341,15 @@ class _Kernel:
                 F = data.features(Zb)
                 m = F.shape[0]
                 for k, w in enumerate(weights):
-                    WF = F * w[s:s + m, None].astype(dt)
-                    buf[k] = gemm(1.0, F.T, WF.T, trans_b=1, beta=1.0, c=buf[k], overwrite_c=1)
+                    # sum w F F^T = sum_{w>0} (sqrt(w) F)(..)^T - sum_{w<0} (..)(..)^T: two rank-k updates of the
+                    # upper triangle (syrk) do half the flops of one gemm.
+                    wk = w[s:s + m]
+                    for sign, mask in ((1.0, wk > 0), (-1.0, wk < 0)):
+                        if not mask.any():
+                            continue
+                        root = np.sqrt(np.abs(wk[mask]))[:, None].astype(dt)
+                        A = F * root if mask.all() else F[mask] * root
+                        buf[k] = syrk(sign, A.T, beta=1.0, c=buf[k], trans=0, lower=0, overwrite_c=1)
                 pending += 1
                 if pending >= 16:
                     flush()
@@ -351,7 +358,7 @@ class _Kernel:
             flush()
             pending = 0
             while j < len(checkpoints) and checkpoints[j] == hi:
-                callback(j, [0.5 * (a + a.T) for a in acc64])
+                callback(j, [a + np.triu(a, 1).T for a in acc64])  # syrk filled the upper triangle
                 j += 1
         assert pos == stop
 
@@ -541,6 +548,11 @@ class LayerwiseSpectral:
         Krylov block size; default ``d1 + max(2, d1 // 2)``.
     max_passes : int
         Cap on Krylov passes over the data.
+    center : bool
+        ``True``: labels standardised as ``(y - mean) / std`` on each fit's own samples. ``False``: scaled only,
+        ``y / std``. For a centred link (``E g = 0``, as the paper assumes) the two differ by
+        ``(mean/std) (1/n) sum (F F^T - I)``, of order ``sqrt(D) / n``; ``False`` lets a dense :meth:`fit_path`
+        accumulate one matrix instead of two (``sum y F F^T`` alone), about twice as fast.
 
     Attributes
     ----------
@@ -562,7 +574,7 @@ class LayerwiseSpectral:
     """
 
     def __init__(self, d1, *, q=2, readout="affine", split=False, method="auto", seed=None, dtype=np.float32,
-                 tol=1e-6, block=None, max_passes=60):
+                 tol=1e-6, block=None, max_passes=60, center=True):
         self.d1 = check_int("d1", d1, minimum=1)
         self.q = check_int("q", q, minimum=1)
         self.readout = readout
@@ -579,6 +591,7 @@ class LayerwiseSpectral:
         self.tol = check_real("tol", tol, minimum=0.0, open_min=True)
         self.block = None if block is None else check_int("block", block, minimum=1)
         self.max_passes = check_int("max_passes", max_passes, minimum=1)
+        self.center = bool(center)
 
     @staticmethod
     def _readout_degree(readout):
@@ -605,13 +618,13 @@ class LayerwiseSpectral:
         if data.D > _DENSE_MAX_D:
             return "operator"
         D, b = data.D, self._block_size(data.D)
-        # Flop models (float32 rates measured on 2 cores: GEMM ~2x the skinny/operator kernels).
+        # Flop models, calibrated on 2 cores (benchmarks/bench_spectral.py): dense wins for d <= 60, operator beyond.
         n_sum = n_first_total if sweep_points <= 1 else 3.0 * n_first_total  # sum of nested prefixes
-        n_mats = 1 if sweep_points <= 1 else 2  # a sweep accumulates sum y F F^T and sum F F^T
-        dense = n_mats * 2.0 * n_first_total * D * D + sweep_points * 10.0 * D ** 3
+        n_mats = 1 if sweep_points <= 1 or not self.center else 2  # centred sweeps also need sum F F^T
+        dense = n_mats * 1.0 * n_first_total * D * D + sweep_points * 10.0 * D ** 3  # syrk: one triangle
         per_vec = 4.0 * data.d ** 2 if (data.kind == "inputs" and data.q == 2) else 4.0 * D
-        passes = 12.0 if sweep_points <= 1 else 6.0
-        operator = 2.0 * passes * n_sum * per_vec * b
+        passes = 12.0 if sweep_points <= 1 else 10.0  # measured: ~12-20 cold, ~10 warm-started
+        operator = 1.5 * 2.0 * passes * n_sum * per_vec * b  # its kernel runs at ~1/2-2/3 of the syrk rate
         return "dense" if dense <= operator else "operator"
 
     def _block_size(self, D):
@@ -667,6 +680,8 @@ class LayerwiseSpectral:
                 raise ValueError(f"n = {n} too small: the {'halves' if self.split else 'sample'} must have at least "
                                  f"d1 = {self.d1} samples")
             yn, mean, std = _standardise(data.y[:n])
+            if not self.center:
+                yn, mean = data.y[:n] / std, 0.0
             plans.append({"n": n, "n1": n1, "s2": s2, "e2": e2, "w": yn, "mean": mean, "std": std})
         method = self._choose(data, ns[-1] if not self.split else ns[-1] // 2, len(ns))
         rng = np.random.default_rng(self.seed) if isinstance(self.seed, numbers.Integral) else as_generator(self.seed)
@@ -704,6 +719,8 @@ class LayerwiseSpectral:
         n1s = [p["n1"] for p in plans]
         if len(plans) == 1:
             weights = [plans[0]["w"]]
+        elif not self.center:
+            weights = [data.y]  # y / std_n: one running sum serves every prefix
         else:
             # Per-prefix standardisation shifts the weights by a constant: keep sum y F F^T and sum F F^T.
             weights = [data.y, np.ones(data.n)]
@@ -718,7 +735,7 @@ class LayerwiseSpectral:
                     C = sums[0] / m
                     wsum = float(p["w"][:m].sum())
                 else:
-                    C = (sums[0] - p["mean"] * sums[1]) / (p["std"] * m)
+                    C = (sums[0] - p["mean"] * sums[1] if self.center else sums[0]) / (p["std"] * m)
                     wsum = float(p["w"][:m].sum())
                 C[np.diag_indices_from(C)] -= wsum / m
                 th, U, spectrum = top_eigenpairs(C, k)

@@ -224,3 +224,19 @@ def test_real_model_recovers_directions_above_the_finite_d_level():
     # Bar 0.8, below the population 0.95: real-model fluctuations exceed the Gaussian-equivalent B1 prediction.
     assert np.all(cos2[clear] > 0.8), (cos2, pop)
     assert np.all(cos2[missed] < 0.2), (cos2, pop)
+
+
+def test_uncentred_path_is_nested_and_close_to_centred(small):
+    # center=False: weights y / std_n, one running sum; must equal independent center=False fits to rounding, and
+    # differ from the centred estimator only by the O(sqrt(D)/n) centring term.
+    t, X, y = small
+    ns = [600, 1500, 4000]
+    kw = dict(method="dense", dtype=np.float64, center=False)
+    path = LayerwiseSpectral(t.d1, **kw).fit_path(X, y, ns)
+    for n, p in zip(ns, path):
+        ind = LayerwiseSpectral(t.d1, **kw).fit(X[:n], y[:n])
+        assert subspace_overlap(ind.directions_, p.directions_) > 1 - 1e-10
+        assert np.allclose(p.eigenvalues_, ind.eigenvalues_, atol=1e-9)
+        centred = LayerwiseSpectral(t.d1, method="dense", dtype=np.float64).fit(X[:n], y[:n])
+        assert subspace_overlap(centred.directions_, p.directions_) > 0.99
+        assert p.y_mean_ == 0.0
