@@ -156,12 +156,13 @@ def _plot_rate(df, spec):
 # --------------------------------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------------------------------
+_FIG2_GRIDS = {"ci": dict(d=[12, 20, 30], gamma=0.4, alpha=_alphas(1.6, 3.8, 0.2), seeds=4, g="id"),
+               "paper": dict(d=[120, 250, 400], gamma=0.4, alpha=_alphas(1.6, 3.0, 0.1), seeds=10, g="id")}
+
 FIGURES = {
     "fig2": FigureSpec(
         "fig2", "Fig. 2: gamma = 0.4, g = id: test MSE and overlap q_h vs alpha", "C3, C5, C9",
-        {"ci": dict(d=[12, 20, 30], gamma=0.4, alpha=_alphas(1.6, 3.8, 0.2), seeds=4, g="id"),
-         "paper": dict(d=[120, 250, 400], gamma=0.4, alpha=_alphas(1.6, 3.0, 0.1), seeds=10, g="id")},
-        _plot_mse_overlap("d", "d = {}")),
+        _FIG2_GRIDS, _plot_mse_overlap("d", "d = {}")),
     "fig3": FigureSpec(
         "fig3", "Fig. 3: one d, gamma = 0 ... 1: test MSE and overlap q_h vs alpha", "C5, C6",
         {"ci": dict(d=20, gamma=_alphas(0.0, 1.0, 0.2), alpha=_alphas(1.6, 3.4, 0.2), seeds=4, g="id"),
@@ -173,11 +174,9 @@ FIGURES = {
                     mode=["hermite", "gaussian"]),
          "paper": dict(d=[400, 800], gamma=0.4, alpha=_alphas(1.8, 2.8, 0.1), seeds=10, g="id")},
         _plot_fig4),
-    "fig5": FigureSpec(
+    "fig5": FigureSpec(  # Fig. 2 with the nonlinear link
         "fig5", "Fig. 5: g = tanh, gamma = 0.4: test MSE and overlap q_h vs alpha", "C7",
-        {"ci": dict(d=[12, 20, 30], gamma=0.4, alpha=_alphas(1.6, 3.8, 0.2), seeds=4, g="tanh"),
-         "paper": dict(d=[120, 250, 400], gamma=0.4, alpha=_alphas(1.6, 3.0, 0.1), seeds=10, g="tanh")},
-        _plot_mse_overlap("d", "d = {}")),
+        {scale: {**grid, "g": "tanh"} for scale, grid in _FIG2_GRIDS.items()}, _plot_mse_overlap("d", "d = {}")),
     "rate": FigureSpec(
         "rate", "Rate check: gamma = 1: MSE vs the tail sum and the n^(-1/2) rate", "C5, B2",
         {"ci": dict(d=24, gamma=1.0, alpha=_alphas(1.6, 3.4, 0.2), seeds=4, g="id", mode=["hermite", "gaussian"]),
