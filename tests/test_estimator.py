@@ -44,6 +44,26 @@ def test_operator_form_equals_explicit(small, dtype, rtol):
     assert np.abs(got - C @ V).max() <= rtol * np.abs(C @ V).max()
 
 
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_fourth_moment_sums_equal_lift_gram(dtype, rtol):
+    # q = 2 inputs: the dense route keeps the C(d+3, 4) distinct moments sum w x_i x_j x_k x_l, not sum w F F^T.
+    # d = 25 spans several GEMM groups; two weights and a checkpoint mid-way exercise the flushes and the gather.
+    # float32 sums (flushed to float64 every 16 chunks) carry ~sqrt(chunk) unit roundoffs: 1e-5 of the largest entry.
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((3000, 25))
+    ws = [rng.standard_normal(3000), np.ones(3000)]
+    F = hm.hermite_features(X, 2)
+    got, want = {}, {}
+    _Kernel(_Data(X, ws[0], kind="inputs", q=2), dtype).dense(ws, [1200, 3000], lambda j, S: got.update({j: S}))
+    _Kernel(_Data(F, ws[0], kind="features", q=2), np.float64).dense(ws, [1200, 3000],
+                                                                     lambda j, S: want.update({j: S}))
+    assert sorted(got) == [0, 1]
+    for j in (0, 1):
+        for a, b in zip(got[j], want[j]):
+            assert np.abs(a - b).max() <= rtol * np.abs(b).max()
+            assert np.array_equal(a, a.T)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_methods_match_dense_reference(small, method):
     t, X, y = small
