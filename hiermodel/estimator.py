@@ -262,10 +262,10 @@ class _Kernel:
         self.operator_form = data.kind == "inputs" and data.q == 2
         f32 = self.dtype == np.float32
         if self.operator_form:
-            self.rows = 256 if f32 else 1024  # measured: small blocks keep X and the products in cache
+            self.rows = 512 if f32 else 1024  # measured at d = 120: 5-10% faster than 256 or 1024 rows
         else:
             self.rows = int(max(64, min(2048, (1 << 21) // max(data.D, 1))))
-        self.dense_rows = int(max(64, min(4096, (1 << 23) // max(data.D, 1))))
+        self.dense_rows = int(max(64, min(2048 if self.operator_form else 4096, (1 << 23) // max(data.D, 1))))
         # Wall time and flop count of the sample kernels (for the benchmark's GFLOP/s column).
         self.stats = {"apply_time": 0.0, "apply_flops": 0.0, "apply_calls": 0, "dense_time": 0.0, "dense_flops": 0.0}
 
@@ -385,12 +385,12 @@ class _GramSums:
 def _moment_groups(d: int):
     """How :class:`_MomentSums` stores the distinct fourth moments ``sum w x_i x_j x_k x_l``, ``i <= j <= k <= l``.
 
-    With ``P_ab = x_a x_b`` (a <= b, the lift's order), entry ``((a, b), (c, e))`` of ``sum w P P^T`` depends only on the
-    multiset {a, b, c, e}: ``C(d+3, 4)`` numbers instead of ``D^2 / 2``, a third of the flops of ``syrk``. Sorted, the
-    multiset is row ``(i, j)``, column ``(k, l)`` of the product of the pairs that end in ``j`` with the pairs that
-    start at ``>= j``. Consecutive ``j`` share one GEMM of at least 48 rows (the few columns with ``k < j`` that this
-    adds are computed and never read). Returns [(j0, j1, rows, cols, start)]: row-major ``rows x cols`` blocks of one
-    flat buffer, rows ordered by ``(j, i)``, columns by pair from ``(j0, j0)`` on.
+    With ``P_ab = x_a x_b`` (a <= b, the lift's order), entry ``((a, b), (c, e))`` of ``sum w P P^T`` depends only on
+    the multiset {a, b, c, e}: ``C(d+3, 4)`` numbers instead of ``D^2 / 2``, a third of the flops of ``syrk``.
+    Sorted, the multiset is row ``(i, j)``, column ``(k, l)`` of the product of the pairs that end in ``j`` with the
+    pairs that start at ``>= j``. Consecutive ``j`` share one GEMM of at least 48 rows (the few columns with
+    ``k < j`` that this adds are computed and never read). Returns [(j0, j1, rows, cols, start)]: row-major
+    ``rows x cols`` blocks of one flat buffer, rows ordered by ``(j, i)``, columns by pair from ``(j0, j0)`` on.
     """
     offsets = _q2_tables(d)[0]
     D = int(offsets[-1])
@@ -478,7 +478,8 @@ class _MomentSums:
             for (_, _, rows, cols, start), a in zip(self.groups, self.acc):
                 flat[start:start + rows * cols] = a[k * rows:(k + 1) * rows].ravel()
             S = flat[_moment_index(self.d)]
-            S *= np.outer(s, s)
+            S *= s[:, None]
+            S *= s[None, :]
             u = (s * self.t[k]) / _SQRT2
             S[:, diag] -= u[:, None]
             S[diag, :] -= u[None, :]
@@ -528,13 +529,15 @@ def _top_abs_explicit(C: np.ndarray, k: int):
     return top_eigenpairs(C, k)[:2]
 
 
-def _block_krylov(matvec, D, k, *, block, rng, V0=None, tol=1e-6, max_passes=60):
+def _block_krylov(matvec, D, k, *, block, rng, V0=None, tol=1e-6, max_passes=60, callback=None):
     """Block Lanczos with full re-orthogonalisation; Rayleigh–Ritz on the whole basis after every pass.
 
     One *pass* = one ``matvec`` on a block of ``block`` vectors. Both spectrum ends converge together, so the
     top-``k`` by ``|value|`` come out of one run. Stops when every selected Ritz pair has residual
     ``mean_i (|C u_i - theta_i u_i| / gap_i)^2 <= tol``, ``gap_i`` = distance from ``theta_i`` to the unselected
-    Ritz values: an estimate of ``1 - q`` against the exact top-``k`` subspace. Returns ``(values, vectors, info)``.
+    Ritz values: an estimate of ``1 - q`` against the exact top-``k`` subspace. ``callback(passes, values, vectors)``
+    sees the selected Ritz pairs after every pass (the benchmark's accuracy curves). A ``block`` smaller than ``k``
+    takes at least ``ceil(k / block)`` passes. Returns ``(values, vectors, info)``.
     """
     block = max(block, 1)
     start = rng.standard_normal((D, block))
@@ -548,6 +551,9 @@ def _block_krylov(matvec, D, k, *, block, rng, V0=None, tol=1e-6, max_passes=60)
         Ws.append(matvec(Qs[-1]))
         passes += 1
         Q = np.hstack(Qs)
+        if Q.shape[1] < k:  # a block smaller than k: grow the basis to k vectors before the first Rayleigh–Ritz
+            Qs.append(_next_block(Q, Ws[-1]))
+            continue
         W = np.hstack(Ws)
         T = Q.T @ W
         theta, S = np.linalg.eigh(0.5 * (T + T.T))
@@ -562,15 +568,22 @@ def _block_krylov(matvec, D, k, *, block, rng, V0=None, tol=1e-6, max_passes=60)
         gap = (np.min(np.abs(th[:, None] - rest[None, :]), axis=1) if rest.size
                else np.full(k, np.max(np.abs(theta))))
         err = float(np.mean(np.minimum(1.0, (res / np.maximum(gap, np.finfo(float).tiny)) ** 2)))
+        if callback is not None:
+            callback(passes, th, U)
         converged = err <= tol
         if converged or passes >= max_passes or Q.shape[1] + block > D:
             info = {"passes": passes, "converged": converged, "error_estimate": err, "basis": Q.shape[1]}
             return th, U, info
-        Z = Ws[-1] - Q @ (Q.T @ Ws[-1])
-        Z -= Q @ (Q.T @ Z)  # second Gram–Schmidt sweep: loss of orthogonality wrecks Lanczos otherwise
-        Qn = _orth(Z)
-        Qn -= Q @ (Q.T @ Qn)
-        Qs.append(_orth(Qn))
+        Qs.append(_next_block(Q, Ws[-1]))
+
+
+def _next_block(Q, W):
+    """The next orthonormal Krylov block: ``W`` orthogonalised against the basis ``Q``."""
+    Z = W - Q @ (Q.T @ W)
+    Z -= Q @ (Q.T @ Z)  # second Gram–Schmidt sweep: loss of orthogonality wrecks Lanczos otherwise
+    Qn = _orth(Z)
+    Qn -= Q @ (Q.T @ Qn)
+    return _orth(Qn)
 
 
 def _rsi(matvec, D, k, *, rng, oversample=10, passes=15):
@@ -745,7 +758,8 @@ class LayerwiseSpectral:
         if data.D > _DENSE_MAX_D:
             return "operator"
         D, b = data.D, self._block_size(data.D)
-        # Flop models, calibrated on 2 cores (benchmarks/bench_spectral.py): dense wins for d <= 60, operator beyond.
+        # Flop models, calibrated on 2 cores (benchmarks/bench_spectral.py). Single fits at n = d^3: dense is exact and
+        # fastest up to d = 80 and within 1.1x of tol-1e-3 Krylov at d = 120; nested sweeps favour dense further.
         n_sum = n_first_total if sweep_points <= 1 else 3.0 * n_first_total  # sum of nested prefixes
         n_mats = 1 if sweep_points <= 1 or not self.center else 2  # centred sweeps also need sum F F^T
         moments = data.kind == "inputs" and data.q == 2

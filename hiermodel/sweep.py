@@ -54,7 +54,7 @@ from .theory import first_layer_width
 __all__ = ["SWEEP_VERSION", "METRICS", "MODES", "Grid", "Task", "run", "run_task", "add_theory", "cos2_long",
            "default_cache_dir", "task_memory_bytes"]
 
-SWEEP_VERSION = 2
+SWEEP_VERSION = 3  # 3: dense route from distinct fourth moments + ARPACK (rounding-level changes)
 """Version of the numbers a task produces; part of every cache key. Bump it when they change."""
 
 METRICS = ("mse", "q_h", "cos2", "eigenvalues", "recovered", "wall_time")

@@ -75,6 +75,16 @@ def test_methods_match_dense_reference(small, method):
     assert np.allclose(est.directions_ @ est.directions_.T, np.eye(t.d1), atol=1e-10)
 
 
+def test_krylov_block_smaller_than_d1(small):
+    # A block below d1 grows the basis for ceil(d1 / block) passes before the first Rayleigh-Ritz step.
+    t, X, y = small
+    _, U, _ = top_eigenpairs(explicit_chat(X, y), t.d1)
+    est = LayerwiseSpectral(t.d1, method="operator", block=2, dtype=np.float64, seed=0, tol=1e-12,
+                            max_passes=200).fit(X, y)
+    assert est.converged_ and subspace_overlap(U.T, est.directions_) > 1 - 1e-6
+    assert LayerwiseSpectral(t.d1, method="operator", block=1, max_passes=1, seed=0).fit(X, y).passes_ == t.d1
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_selection_by_absolute_value_both_ends(method):
     # Labels built so that C_hat has two strong negative and one strong positive spike: selection must be by |value|.
