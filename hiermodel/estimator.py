@@ -9,9 +9,10 @@ with ``F`` the Hermite lift and ``y`` the standardised labels. Second layer: ``A
 
 Computing ``C_hat``. Its cost dominates everything else, so three routes are provided:
 
-* ``"dense"``: form ``C_hat`` explicitly (BLAS-3 ``syrk``, in chunks of samples), then its top-``d1`` by
-  ``|eigenvalue|`` (ARPACK Lanczos on the explicit matrix, ``O(D^2)`` per step); cost ``n D^2`` flops. Best for
-  small ``D``, and the reference for exactness.
+* ``"dense"``: form ``C_hat`` explicitly in chunks of samples, then take its top-``d1`` by ``|eigenvalue|`` (ARPACK
+  Lanczos on the explicit matrix, ``O(D^2)`` per step). For ``q = 2`` on raw inputs only the ``C(d+3, 4)`` distinct
+  fourth moments are accumulated (:class:`_MomentSums`, about ``n d^4 / 12`` flops); otherwise signed ``syrk`` on
+  the lift (``n D^2``). Best up to moderate ``D``, and the reference for exactness.
 * ``"operator"``: matrix-free block Krylov (block Lanczos with full re-orthogonalisation and Rayleigh–Ritz on the
   whole Krylov basis, which resolves both ends of the spectrum at once, as selection by ``|eigenvalue|`` needs).
   For ``q = 2`` on raw inputs one application uses the operator form of SPEC §2: with ``F <-> X~/sqrt 2``,

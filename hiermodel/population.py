@@ -68,6 +68,30 @@ def spike_strengths(target: HierarchicalTarget) -> np.ndarray:
     return math.sqrt(2.0) * target.weights
 
 
+def link_constants(target: HierarchicalTarget, *, samples: int = 1_000_000, rng=None) -> dict:
+    """Per-direction constants of the Gaussian-equivalent model for any link ``g``, with standardised labels.
+
+    ``theta_i = E[y (h_i^2 - 1)]``, the spike of direction ``i`` in ``E C_hat`` (by Stein's lemma
+    ``(sqrt2 lambda_i E g'(h2) + 2 lambda_i^2 E[g''(h2) h_i^2]) / sd g(h2)``; for ``g = id`` it is ``sqrt2 lambda_i``),
+    and ``noise_i = E[y^2 h_i^2]``, the variance that direction ``i``'s noise entries carry: the first-order loss is
+    ``1 - cos^2 theta_k ~ (D - d1) noise_k / (n theta_k^2)`` (book, chapters 3 and 5).
+
+    Monte Carlo over ``h = rng.standard_normal((samples, d1))`` only (no features, so cheap). Returns a dict with
+    ``theta``, ``theta_se`` (standard errors) and ``noise``.
+    """
+    from ._checks import as_generator, check_int
+
+    samples = check_int("samples", samples, minimum=2)
+    h = as_generator(rng).standard_normal((samples, target.d1))
+    y = target.g(target.second_layer(h))
+    if not np.std(y) > 0:
+        raise ValueError("the link gives constant labels: they cannot be standardised")
+    y = (y - y.mean()) / y.std()
+    terms = y[:, None] * (h**2 - 1.0)
+    return {"theta": terms.mean(0), "theta_se": terms.std(0) / math.sqrt(samples),
+            "noise": (y[:, None] ** 2 * h**2).mean(0)}
+
+
 def population_operator(target: HierarchicalTarget):
     """``E C_hat`` of the real model (q = 2, g = id) as a matrix-free ``scipy.sparse.linalg.LinearOperator``.
 

@@ -1,11 +1,13 @@
 """The exact population matrix E C_hat against Gauss–Hermite quadrature; operator and matrix forms agree."""
 
+import math
 
 import numpy as np
 import pytest
 
 import hiermodel as hm
-from hiermodel.population import population_matrix, population_operator, spike_strengths
+from hiermodel import HierarchicalTarget
+from hiermodel.population import link_constants, population_matrix, population_operator, spike_strengths
 
 
 @pytest.mark.parametrize("orthonormal", [True, False])
@@ -39,3 +41,22 @@ def test_bad_targets():
         population_matrix(hm.HierarchicalTarget(6, q=3, seed=0))
     with pytest.raises(ValueError, match="q = 2"):
         population_operator(hm.HierarchicalTarget(6, q=3, seed=0))
+
+
+def test_link_constants_identity_and_tanh():
+    # g = id: theta_i = sqrt2 lambda_i and E[y^2 h_i^2] = 1 + 4 lambda_i^2 (sum lambda^2 = 1), within Monte Carlo error.
+    t = HierarchicalTarget(20, gamma=0.4, seed=3)
+    c = link_constants(t, samples=400_000, rng=0)
+    assert np.all(np.abs(c["theta"] - math.sqrt(2) * t.weights) < 5 * c["theta_se"])
+    assert np.allclose(c["noise"], 1 + 4 * t.weights**2, rtol=0.05)
+    # tanh: Stein's form with g', g'' on the same sample of h.
+    tt = HierarchicalTarget(20, gamma=0.4, g="tanh", seed=3)
+    ct = link_constants(tt, samples=400_000, rng=0)
+    h = np.random.default_rng(0).standard_normal((400_000, tt.d1))
+    h2 = tt.second_layer(h)
+    a = float(tt.g(np.array([1.0]))[0] / np.tanh(1.0))
+    gp, gpp = a / np.cosh(h2) ** 2, -2 * a * np.tanh(h2) / np.cosh(h2) ** 2
+    stein = (math.sqrt(2) * tt.weights * gp.mean() + 2 * tt.weights**2 * (gpp[:, None] * h**2).mean(0)) / tt.g(h2).std()
+    assert np.all(np.abs(ct["theta"] - stein) < 5 * ct["theta_se"])
+    with pytest.raises(ValueError):
+        link_constants(t, samples=1)
