@@ -43,10 +43,7 @@ class FigureSpec:
 # Drawing helpers
 # --------------------------------------------------------------------------------------------------------------------
 def _mean_sem(df, by, col):
-    grouped = df.groupby(by)[col]
-    out = grouped.agg(["mean", "count", "std"]).reset_index()
-    out["sem"] = (out["std"] / np.sqrt(out["count"])).fillna(0.0)
-    return out
+    return _sweep.mean_sem(df, by, col).reset_index()
 
 
 def _styles(df):

@@ -52,7 +52,7 @@ from .hermite import feature_dimension
 from .theory import first_layer_width
 
 __all__ = ["SWEEP_VERSION", "METRICS", "MODES", "Grid", "Task", "run", "run_task", "add_theory", "cos2_long",
-           "default_cache_dir", "task_memory_bytes"]
+           "mean_sem", "half_way", "default_cache_dir", "task_memory_bytes"]
 
 SWEEP_VERSION = 3  # 3: dense route from distinct fourth moments + ARPACK (rounding-level changes)
 """Version of the numbers a task produces; part of every cache key. Bump it when they change."""
@@ -712,6 +712,28 @@ def add_theory(df, *, convention="bbp"):
         out.loc[idx, "recovered_theory"] = theory.recovered_count(n, convention=convention, **kw)
         out.loc[idx, "recovered_corollary"] = theory.recovered_count(n, convention="corollary", **kw)
     return out
+
+
+def mean_sem(df, by, col):
+    """Mean, standard deviation, count and standard error of the mean of ``col`` over the rows of each ``by`` group
+    (the seeds), indexed by ``by``. A group of one row has ``sem = 0``."""
+    out = df.groupby(by)[col].agg(["mean", "std", "count"])
+    out["sem"] = (out["std"] / np.sqrt(out["count"])).fillna(0.0)
+    return out
+
+
+def half_way(alpha, values) -> float:
+    """The ``alpha`` at which a curve first covers half the way from its first to its last value (linear
+    interpolation between grid points): where the overlap has made half its rise, or the error half its drop."""
+    alpha, values = np.asarray(alpha, dtype=float), np.asarray(values, dtype=float)
+    if alpha.ndim != 1 or alpha.shape != values.shape or len(alpha) < 2:
+        raise ValueError("alpha and values must be 1-D arrays of the same length >= 2")
+    if not np.all(np.isfinite(values)) or values[-1] == values[0]:
+        raise ValueError("values must be finite, with different first and last values")
+    target = 0.5 * (values[0] + values[-1])
+    k = int(np.argmax(np.sign(values[-1] - values[0]) * (values - target) >= 0))
+    a0, a1, v0, v1 = alpha[k - 1], alpha[k], values[k - 1], values[k]
+    return float(a0 + (target - v0) / (v1 - v0) * (a1 - a0))
 
 
 def cos2_long(df):

@@ -272,3 +272,18 @@ def test_cache_entry_format(tmp_path):
     assert header.startswith(b"HIERMODEL-SWEEP ")
     assert entry["sweep_version"] == sweep.SWEEP_VERSION and entry["params"]["d"] == 8
     assert path.name == grid.tasks()[0].cache_key() + ".json"
+
+
+def test_mean_sem_and_half_way():
+    df = pd.DataFrame({"alpha": [2.0, 2.0, 2.5, 2.5, 3.0], "q_h": [0.1, 0.3, 0.4, 0.6, 0.9]})
+    st = sweep.mean_sem(df, "alpha", "q_h")
+    assert np.allclose(st["mean"], [0.2, 0.5, 0.9])
+    assert np.allclose(st["sem"], [np.std([0.1, 0.3], ddof=1) / np.sqrt(2)] * 2 + [0.0])  # one row: sem 0
+    # half of the rise 0.2 -> 0.9 (0.55) is crossed between 2.5 (0.5) and 3.0 (0.9): alpha = 2.5 + 0.05 / 0.4 * 0.5
+    assert sweep.half_way(st.index, st["mean"]) == pytest.approx(2.5625)
+    # a drop: half of 1.0 -> 0.0 is crossed between 1 (1.0) and 2 (0.2): alpha = 1 + 0.5 / 0.8
+    assert sweep.half_way([1, 2, 3], [1.0, 0.2, 0.0]) == pytest.approx(1.625)
+    with pytest.raises(ValueError):
+        sweep.half_way([1, 2], [0.5, 0.5])
+    with pytest.raises(ValueError):
+        sweep.half_way([1, 2, 3], [0.0, 1.0])
