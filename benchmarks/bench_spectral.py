@@ -26,8 +26,10 @@ import tracemalloc
 import numpy as np
 
 import hiermodel as hm
-from hiermodel.estimator import (LayerwiseSpectral, SampleStream, _block_krylov, _GramSums, _Kernel, _moment_index,
-                                 _prepare, _q2_lift, spectral_matrix, top_eigenpairs)
+from hiermodel import LayerwiseSpectral, SampleStream, hermite_features, spectral_matrix
+from hiermodel._eigen import block_krylov, top_eigenpairs
+from hiermodel._kernels import GramSums, SampleKernel, moment_index
+from hiermodel.data import training_data
 
 GAMMA, EPS = 0.4, 0.5
 
@@ -62,8 +64,8 @@ def kernel_rate(est):
 
 def problem(d, alpha):
     """The benchmark's data at size d: target, float32 inputs in memory (every method reads the same array), labels."""
-    target = hm.HierarchicalTarget(d, q=2, eps=EPS, gamma=GAMMA, g="id", seed=d)
-    X, y = SampleStream(target, int(round(d**alpha)), seed=1000 + d).arrays()
+    target = hm.HierarchicalTarget(d, q=2, eps=EPS, gamma=GAMMA, g="id", rng=d)
+    X, y = SampleStream(target, int(round(d**alpha)), rng=1000 + d).arrays()
     return target, X.astype(np.float32), y
 
 
@@ -99,15 +101,15 @@ def single_fits(d, alpha, rates, dense_budget, out, matched_only=False):
     passes = budget_passes(d1)
     runs = [
         ("dense f32: 4th moments + ARPACK", dict(method="dense")),
-        ("(b) rand. subspace it. 15+10, f32", dict(method="rsi", seed=0)),
-        ("operator Krylov f32 tol 1e-6", dict(method="operator", seed=0)),
-        ("operator Krylov f32 tol 1e-3", dict(method="operator", seed=0, tol=1e-3)),
+        ("(b) rand. subspace it. 15+10, f32", dict(method="rsi", rng=0)),
+        ("operator Krylov f32 tol 1e-6", dict(method="operator", rng=0)),
+        ("operator Krylov f32 tol 1e-3", dict(method="operator", rng=0, tol=1e-3)),
         (f"Krylov f32, block 8, {passes} passes (1/4 of b)",
-         dict(method="operator", seed=0, block=8, max_passes=passes, tol=1e-300)),
+         dict(method="operator", rng=0, block=8, max_passes=passes, tol=1e-300)),
     ]
     if matched_only:
         runs = [runs[1], runs[-1]]
-    auto = LayerwiseSpectral(d1, seed=0)._choose(_prepare(X, y, 2, False), n, 1)
+    auto = LayerwiseSpectral(d1, rng=0)._choose(training_data(X, y, 2), n, 1)
     res = {}
     for name, kw in runs:
         est, t = timed_fit(LayerwiseSpectral(d1, **kw), (X, y))
@@ -133,12 +135,12 @@ def krylov_curves(d, alpha, blocks, products, out):
     out(f"\n## accuracy vs products: d = {d}, n = {len(y)}, d1 = {d1} (reference {t_ref:.0f} s); "
         f"entries: 1 - overlap @ seconds")
     w = (y - y.mean()) / y.std()
-    kernel = _Kernel(_prepare(X, y, 2, False), np.float32)
+    kernel = SampleKernel(training_data(X, y, 2), np.float32)
 
     def matvec(V):
         return (kernel.apply(V, w, 0, len(w)) - w.sum() * V) / len(w)
 
-    rsi, t = timed_fit(LayerwiseSpectral(d1, method="rsi", seed=0), (X, y))
+    rsi, t = timed_fit(LayerwiseSpectral(d1, method="rsi", rng=0), (X, y))
     out(f"(b) RSI, {15 * (d1 + 10)} products: {1 - overlap(U_ref, rsi.directions_):.3g} @ {t:.0f} s")
     for block in blocks:
         row, t0 = [], time.perf_counter()
@@ -147,8 +149,8 @@ def krylov_curves(d, alpha, blocks, products, out):
             row.append(f"{p * block}: {1 - overlap(U_ref, U.T):.3g} @ {time.perf_counter() - t0:.0f}")
 
         # The estimator's operator route with seed 0, written out to see every pass.
-        _block_krylov(matvec, target.D, d1, block=block, rng=np.random.default_rng(0), tol=1e-300,
-                      max_passes=max(1, products // block), callback=record)
+        block_krylov(matvec, target.D, d1, block=block, rng=np.random.default_rng(0), tol=1e-300,
+                     max_passes=max(1, products // block), callback=record)
         out(f"block {block:3d}: " + "; ".join(row))
 
 
@@ -158,9 +160,9 @@ def explicit_top(X, y, n, d1, center):
     Written out here, not taken from the estimator, so that it stays the plain method whatever the estimator does.
     """
     w = (y[:n] - y[:n].mean()) / y[:n].std() if center else y[:n]
-    sums = _GramSums(hm.feature_dimension(X.shape[1], 2), 1, np.float64)
+    sums = GramSums(hm.feature_dimension(X.shape[1], 2), 1, np.float64)
     for s in range(0, n, 2048):
-        sums.add(_q2_lift(np.asarray(X[s:min(s + 2048, n)], dtype=np.float64)), [w[s:s + 2048]])
+        sums.add(hermite_features(X[s:min(s + 2048, n)], 2), [w[s:s + 2048]])
         if (s // 2048) % 16 == 15:
             sums.flush()
     sums.flush()
@@ -170,9 +172,9 @@ def explicit_top(X, y, n, d1, center):
 
 
 def sweep(d, alphas, out):
-    target = hm.HierarchicalTarget(d, q=2, eps=EPS, gamma=GAMMA, g="id", seed=d)
+    target = hm.HierarchicalTarget(d, q=2, eps=EPS, gamma=GAMMA, g="id", rng=d)
     ns = [int(round(d**a)) for a in alphas]
-    stream = SampleStream(target, ns[-1], seed=2000 + d)
+    stream = SampleStream(target, ns[-1], rng=2000 + d)
     X, y = stream.arrays()
     d1 = target.d1
     out(f"\n## sweep: d = {d}, D = {target.D}, {len(ns)} points alpha = {alphas[0]:.2f} … {alphas[-1]:.2f} "
@@ -188,20 +190,20 @@ def sweep(d, alphas, out):
         for name, kw in [("fit_path auto", dict(method="auto")), ("fit_path dense f32", dict(method="dense")),
                          ("fit_path operator f32 (warm start)", dict(method="operator"))]:
             t0 = time.perf_counter()
-            path = LayerwiseSpectral(d1, seed=0, center=center, **kw).fit_path(X, y, ns)
+            path = LayerwiseSpectral(d1, rng=0, center=center, **kw).fit_path(X, y, ns)
             t = time.perf_counter() - t0
             err = max(1 - overlap(r, p.directions_) for r, p in zip(refs, path))
             out(f"{name:44s} {t:8.2f} {t_ref / t:9.2f} {err:24.2e}   [{path[0].method_}] (target >= 5x)")
 
 
 def memory(d, alpha, out):
-    target = hm.HierarchicalTarget(d, q=2, eps=EPS, gamma=GAMMA, g="id", seed=d)
+    target = hm.HierarchicalTarget(d, q=2, eps=EPS, gamma=GAMMA, g="id", rng=d)
     n = int(round(d**alpha))
     tracemalloc.start()
-    stream = SampleStream(target, n, seed=3000 + d)
+    stream = SampleStream(target, n, rng=3000 + d)
     t0 = time.perf_counter()
     # Memory does not grow with the number of passes beyond the Krylov basis (D x passes x block): cap them.
-    est = LayerwiseSpectral(target.d1, method="operator", seed=0, max_passes=4).fit(stream)
+    est = LayerwiseSpectral(target.d1, method="operator", rng=0, max_passes=4).fit(stream)
     t = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -209,9 +211,9 @@ def memory(d, alpha, out):
         f"{peak / 2**30:.2f} GiB (target < 4 GB); raw X would be {n * d * 8 / 2**30:.1f} GiB; {t:.0f} s")
     del est
     # The dense route keeps D x D matrices and the fourth-moment buffers, whatever n: measure it on a short stream.
-    _moment_index.cache_clear()
+    moment_index.cache_clear()
     tracemalloc.start()
-    LayerwiseSpectral(target.d1, method="dense").fit(SampleStream(target, 20_000, seed=3001 + d))
+    LayerwiseSpectral(target.d1, method="dense").fit(SampleStream(target, 20_000, rng=3001 + d))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     out(f"   dense route at d = {d} (independent of n; measured at n = 20000): peak {peak / 2**30:.2f} GiB")

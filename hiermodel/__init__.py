@@ -1,15 +1,17 @@
 """hiermodel: the hierarchical model of Wortsman-Zurich et al. (arXiv:2605.14567) and its layer-wise estimator."""
 
 from . import figures, metrics, sweep, theory
-from .estimator import LayerwiseSpectral, SampleStream, spectral_matrix
+from .data import SampleStream
+from .estimator import LayerwiseSpectral, spectral_matrix
 from .hermite import feature_dimension, hermite_features, matrix_to_vector, multisets, vector_to_matrix
 from .sweep import Grid
-from .target import HierarchicalTarget
+from .target import MODELS, HierarchicalTarget
 
 __all__ = [
     "Grid",
     "HierarchicalTarget",
     "LayerwiseSpectral",
+    "MODELS",
     "SampleStream",
     "feature_dimension",
     "figures",

@@ -9,20 +9,32 @@ import numpy as np
 RandomLike = "None | int | np.random.SeedSequence | np.random.Generator"
 
 
-def as_generator(seed=None) -> np.random.Generator:
-    """Return a ``numpy.random.Generator`` from a seed, a ``SeedSequence`` or a Generator.
+MODELS = ("hermite", "gaussian-equivalent")
+"""The two data models: real inputs ``x ~ N(0, I_d)`` with their Hermite lift, or features ``F ~ N(0, I_D)``."""
+
+
+def as_generator(rng=None) -> np.random.Generator:
+    """Return a ``numpy.random.Generator`` from ``rng``: None, an int seed, a ``SeedSequence`` or a Generator.
 
     A Generator is returned as is (its state advances as it is used); anything else seeds a fresh PCG64.
     """
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, (numbers.Integral, np.random.SeedSequence)):
-        if isinstance(seed, numbers.Integral) and seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed}")
-        return np.random.default_rng(seed)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
+        if isinstance(rng, bool) or (isinstance(rng, numbers.Integral) and rng < 0):
+            raise ValueError(f"rng must be None, a non-negative int seed, a SeedSequence or a Generator, got {rng!r}")
+        return np.random.default_rng(rng)
     raise ValueError(
-        f"seed must be None, a non-negative int, a numpy SeedSequence or a numpy Generator; got {type(seed).__name__}"
+        f"rng must be None, a non-negative int seed, a numpy SeedSequence or a numpy Generator; "
+        f"got {type(rng).__name__}"
     )
+
+
+def check_model(model) -> str:
+    """``model`` if it is one of :data:`MODELS`, else a ValueError naming them."""
+    if not isinstance(model, str) or model not in MODELS:
+        raise ValueError(f"unknown model {model!r}: use one of {MODELS}")
+    return model
 
 
 def check_int(name: str, value, *, minimum: int) -> int:

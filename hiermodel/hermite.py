@@ -80,6 +80,8 @@ def hermite_features(X, q: int, *, dtype=np.float64) -> np.ndarray:
     if X.ndim != 2:
         raise ValueError(f"X must have shape (n, d), got {X.shape}")
     X = check_inputs(X, X.shape[1]).astype(dtype, copy=False)
+    if q == 2:
+        return _lift_q2(X)
     index, degree = _lift_tables(X.shape[1], q)
     P = normalised_hermite(X, q)  # (n, d, q + 1)
     F = P[:, index[:, 0], degree[:, 0]]
@@ -90,6 +92,35 @@ def hermite_features(X, q: int, *, dtype=np.float64) -> np.ndarray:
         elif live.any():
             F[:, live] *= P[:, index[live, s], degree[live, s]]
     return F
+
+
+@functools.lru_cache(maxsize=16)
+def q2_layout(d: int):
+    """Layout of the ``q = 2`` lift: ``(offsets, (i, j), scale)``.
+
+    Feature ``(i, j)``, ``i <= j``, sits at ``offsets[i] + (j - i)`` (row-major upper triangle); ``scale`` is the
+    factor between a feature vector and its symmetric matrix, ``a_ij = scale_ij M_ij`` (1 on the diagonal, sqrt 2
+    off it).
+    """
+    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))]).astype(np.intp)
+    iu = np.triu_indices(d)
+    scale = np.where(iu[0] == iu[1], 1.0, math.sqrt(2.0))
+    for a in (offsets, *iu, scale):
+        a.setflags(write=False)
+    return offsets, iu, scale
+
+
+def _lift_q2(X: np.ndarray) -> np.ndarray:
+    """The ``q = 2`` lift by contiguous row slices (``d`` products of length ``d - i``), in ``X``'s dtype."""
+    m, d = X.shape
+    offsets = q2_layout(d)[0]
+    out = np.empty((m, offsets[-1]), dtype=X.dtype)
+    for i in range(d):  # a loop over coordinates, never over samples
+        np.multiply(X[:, i:i + 1], X[:, i:], out=out[:, offsets[i]:offsets[i + 1]])
+    diag = offsets[:-1]
+    out[:, diag] -= 1.0
+    out[:, diag] *= 1.0 / math.sqrt(2.0)
+    return out
 
 
 def _check_q2_vectors(a, d):
@@ -106,22 +137,38 @@ def vector_to_matrix(a, d: int) -> np.ndarray:
     Works on a stack of vectors ``(..., D)`` and returns ``(..., d, d)``.
     """
     a = _check_q2_vectors(a, d)
-    i, j = np.triu_indices(d)
-    scale = np.where(i == j, 1.0, 1.0 / math.sqrt(2.0))
+    _, (i, j), scale = q2_layout(d)
     M = np.zeros(a.shape[:-1] + (d, d))
-    M[..., i, j] = a * scale
-    M[..., j, i] = a * scale
+    vals = a / scale
+    M[..., i, j] = vals
+    M[..., j, i] = vals
     return M
 
 
-def matrix_to_vector(M) -> np.ndarray:
-    """Inverse of :func:`vector_to_matrix`: symmetric ``(..., d, d)`` to feature vectors ``(..., D)``."""
+def matrix_to_vector(M, *, symmetrise: bool = False) -> np.ndarray:
+    """Inverse of :func:`vector_to_matrix`: symmetric ``(..., d, d)`` to feature vectors ``(..., D)``.
+
+    ``symmetrise=True`` uses ``(M + M^T) / 2`` (for products that are symmetric only up to rounding).
+    """
     M = np.asarray(M, dtype=float)
     if M.ndim < 2 or M.shape[-1] != M.shape[-2]:
         raise ValueError(f"M must be a (stack of) square matrices, got shape {M.shape}")
-    if not np.allclose(M, np.swapaxes(M, -1, -2)):
-        raise ValueError("M must be symmetric")
-    d = M.shape[-1]
-    i, j = np.triu_indices(d)
-    scale = np.where(i == j, 1.0, math.sqrt(2.0))
+    if symmetrise:
+        M = 0.5 * (M + np.swapaxes(M, -1, -2))
+    elif not np.allclose(M, np.swapaxes(M, -1, -2)):
+        raise ValueError("M must be symmetric (or pass symmetrise=True)")
+    _, (i, j), scale = q2_layout(M.shape[-1])
     return M[..., i, j] * scale
+
+
+def quadratic_projection(X, mats, *, dtype=np.float64) -> np.ndarray:
+    """``<a_r, F(x)> = (x^T M_r x - tr M_r) / sqrt 2`` for ``q = 2``, from the matrices ``mats`` (r, d, d) of the
+    ``a_r``, without forming the lift (``O(r d^2)`` a sample instead of ``O(r D)``): shape ``(n, r)``, float64.
+
+    ``dtype`` is the precision of the products (float32 for the estimator's hot paths).
+    """
+    r, d, _ = mats.shape
+    Xc = np.asarray(X, dtype=dtype)
+    Mcat = np.ascontiguousarray(mats.transpose(1, 0, 2).reshape(d, r * d), dtype=dtype)
+    quad = np.einsum("mrd,md->mr", (Xc @ Mcat).reshape(len(Xc), r, d), Xc)
+    return (quad.astype(float) - np.trace(mats, axis1=1, axis2=2)) / math.sqrt(2.0)

@@ -1,17 +1,21 @@
-"""Gauge-invariant metrics of SPEC §2 (paper App. A): test MSE, subspace overlap, per-direction cos^2, spectrum.
+"""Metrics of SPEC §2 (paper App. A): test MSE, subspace overlap, per-direction cos^2, principal angles, spectrum.
 
 Eigenvectors are defined only up to sign and, inside degenerate or crowded groups, up to rotation; every metric here
-is invariant under ``Q_hat -> R Q_hat`` for orthogonal ``R``, so estimates are never compared entry by entry.
+but one is invariant under ``Q_hat -> R Q_hat`` for orthogonal ``R``, so estimates are never compared entry by entry.
+The exception is :func:`eigenvector_overlap`, Theorem 3.1's ``<u_k, a_k>^2``: invariant under sign flips only, it
+asks whether the ``k``-th eigenvector itself has found the ``k``-th direction.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_int
-from .estimator import _DENSE_MAX_D, _block_krylov, _Kernel, _prepare, _standardise
+from ._checks import as_generator, check_int
+from ._eigen import DENSE_MAX_D, block_krylov
+from ._kernels import SampleKernel
+from .data import SampleStream, scaled_labels, training_data
 
-__all__ = ["test_mse", "subspace_overlap", "direction_cos2", "spectrum"]
+__all__ = ["test_mse", "subspace_overlap", "direction_cos2", "eigenvector_overlap", "principal_cos2", "spectrum"]
 
 
 def test_mse(y_true, y_pred) -> float:
@@ -83,16 +87,48 @@ def direction_cos2(A, Q_hat) -> np.ndarray:
     return np.sum((A / norms[:, None] @ Q_hat.T) ** 2, axis=1)
 
 
-def spectrum(X, y, *, q=2, features=False, top=None, dense_max_D=4000, dtype=np.float64, seed=0, tol=1e-8):
+def eigenvector_overlap(A, U_hat) -> np.ndarray:
+    """Theorem 3.1's overlap ``<u_k, a_k>^2`` of the ``k``-th estimated direction with the ``k``-th true one.
+
+    ``A`` (k, D): true directions in the target's order (normalised here); ``U_hat`` (k', D): estimated unit
+    directions ordered by decreasing ``|eigenvalue|`` (``estimator.directions_``). Returns ``min(k, k')`` values.
+    Unlike :func:`direction_cos2`, a direction captured by a *different* eigenvector does not count.
+    """
+    A = _rows("A", A)
+    norms = np.linalg.norm(A, axis=1)
+    if np.any(norms == 0):
+        raise ValueError("A has a zero row")
+    U = _rows("U_hat", U_hat, A.shape[1])
+    unorms = np.linalg.norm(U, axis=1)
+    if np.any(unorms == 0):
+        raise ValueError("U_hat has a zero row")
+    k = min(len(A), len(U))
+    return np.sum((A[:k] / norms[:k, None]) * (U[:k] / unorms[:k, None]), axis=1) ** 2
+
+
+def principal_cos2(A, Q_hat) -> np.ndarray:
+    """``cos^2`` of the principal angles between ``span(A)`` and ``span(Q_hat)``, in decreasing order (the paper's
+    Fig. 4): the squared singular values of ``Q^T Q_hat`` with both bases orthonormalised; ``k`` = rows of ``A``
+    values (0 beyond the rank of ``Q_hat``). Their mean is :func:`subspace_overlap`."""
+    Q = _orthonormal_rows("A", _rows("A", A))
+    Q_hat = _orthonormal_rows("Q_hat", _rows("Q_hat", Q_hat, Q.shape[1]))
+    s = np.linalg.svd(Q @ Q_hat.T, compute_uv=False)
+    out = np.zeros(Q.shape[0])
+    out[:s.size] = np.minimum(s**2, 1.0)
+    return out
+
+
+def spectrum(X, y, *, q=2, features=False, top=None, dense_max_D=4000, dtype=np.float64, rng=0, tol=1e-8):
     """Eigenvalues of ``C_hat = (1/n) sum y_std (F F^T - I)`` with standardised labels (as the estimator uses).
 
     Parameters
     ----------
     X, y : arrays, or a :class:`hiermodel.SampleStream` with ``y=None``
-        Raw inputs (``features=False``) or lifted features (``features=True``).
+        Raw inputs (``features=False``) or feature vectors (``features=True``).
     top : int or None
         ``None``: all ``D`` eigenvalues (dense; needs ``D <= dense_max_D``). An int ``k``: the ``k`` outliers of
-        largest ``|value|`` — dense when ``D <= dense_max_D``, else matrix-free block Krylov.
+        largest ``|value|`` — dense when ``D <= dense_max_D``, else matrix-free block Krylov (start vectors from
+        ``rng``).
 
     Returns
     -------
@@ -100,18 +136,18 @@ def spectrum(X, y, *, q=2, features=False, top=None, dense_max_D=4000, dtype=np.
         All eigenvalues in increasing order, or the top-``k`` by decreasing ``|value|``.
     """
     q = check_int("q", q, minimum=1)
-    data = _prepare(X, y, q, features)
-    w = _standardise(data.y)[0]
+    data = training_data(X, y, q, features=None if isinstance(X, SampleStream) else features)
+    w = scaled_labels(data.y)[0]
     D, n = data.D, data.n
     if top is not None:
         top = check_int("top", top, minimum=1)
         if top > D:
             raise ValueError(f"top = {top} exceeds D = {D}")
-    dense_ok = D <= min(dense_max_D, _DENSE_MAX_D)
+    dense_ok = D <= min(dense_max_D, DENSE_MAX_D)
     if top is None and not dense_ok:
         raise ValueError(f"the full spectrum needs a dense D x D matrix; D = {D} > dense_max_D = {dense_max_D}: "
                          f"pass top=k for the outliers")
-    kernel = _Kernel(data, dtype)
+    kernel = SampleKernel(data, dtype)
     if dense_ok:
         got = []
         kernel.dense([w], [n], lambda j, S: got.append(S[0]))
@@ -122,7 +158,9 @@ def spectrum(X, y, *, q=2, features=False, top=None, dense_max_D=4000, dtype=np.
             return vals
         return vals[np.argsort(-np.abs(vals), kind="stable")[:top]]
     wsum = float(w.sum())
-    th, _, _ = _block_krylov(lambda V: (kernel.apply(V, w, 0, n) - wsum * V) / n, D, top,
-                             block=top + max(2, top // 2), rng=np.random.default_rng(seed), tol=tol)
+    th, _, _ = block_krylov(lambda V: (kernel.apply(V, w, 0, n) - wsum * V) / n, D, top,
+                            block=top + max(2, top // 2), rng=as_generator(rng), tol=tol)
     return th
+
+
 test_mse.__test__ = False  # a metric, not a pytest test (it is imported into test modules)

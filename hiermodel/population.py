@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ._checks import as_generator, check_int, check_model
 from .target import HierarchicalTarget
 
 
@@ -37,21 +38,22 @@ def _sandwich(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return out
 
 
-def population_matrix(target: HierarchicalTarget, *, gaussian_equivalent: bool = False) -> np.ndarray:
+def population_matrix(target: HierarchicalTarget, *, model: str = "hermite") -> np.ndarray:
     """``E C_hat`` as a ``(D, D)`` matrix in the coordinates of :func:`hiermodel.hermite_features`.
 
     Parameters
     ----------
     target : HierarchicalTarget
         Must have ``g = "id"``; the real-model formula also needs ``q = 2``.
-    gaussian_equivalent : bool
-        ``True``: only the spikes ``sqrt(2) sum_i lambda_i a_i a_i^T`` (any q).
+    model : {"hermite", "gaussian-equivalent"}
+        ``"gaussian-equivalent"``: only the spikes ``sqrt(2) sum_i lambda_i a_i a_i^T`` (any q).
     """
+    check_model(model)
     if target.g_name != "id":
         raise ValueError(f"the closed form of E C_hat is for g = 'id', this target has g = {target.g_name!r}")
     A, lam = target.directions, target.weights
     spikes = math.sqrt(2.0) * (A.T * lam) @ A
-    if gaussian_equivalent:
+    if model == "gaussian-equivalent":
         return spikes
     if target.q != 2:
         raise ValueError(f"the exact finite-d E C_hat is implemented for q = 2, this target has q = {target.q}")
@@ -79,8 +81,6 @@ def link_constants(target: HierarchicalTarget, *, samples: int = 1_000_000, rng=
     Monte Carlo over ``h = rng.standard_normal((samples, d1))`` only (no features, so cheap). Returns a dict with
     ``theta``, ``theta_se`` (standard errors) and ``noise``.
     """
-    from ._checks import as_generator, check_int
-
     samples = check_int("samples", samples, minimum=2)
     h = as_generator(rng).standard_normal((samples, target.d1))
     y = target.g(target.second_layer(h))
@@ -117,3 +117,30 @@ def population_operator(target: HierarchicalTarget):
 
     return LinearOperator((target.D, target.D), matvec=lambda v: matmat(v[:, None])[:, 0], matmat=matmat,
                           dtype=float)
+
+
+def population_ceiling(target: HierarchicalTarget, *, model: str = "hermite") -> dict:
+    """The ``n = infinity`` limit of the first layer: the top-``d1`` eigenpairs (by ``|value|``) of ``E C_hat``.
+
+    Returns ``{"eigenvalues": (d1,), "vectors": (d1, D) rows, "cos2": (d1,)}`` with ``cos2_i`` the squared norm of
+    direction ``i``'s projection on the top-``d1`` eigenspace (:func:`hiermodel.metrics.direction_cos2`): below 1 in
+    the real model at finite ``d`` (SPEC B6), exactly 1 in the Gaussian-equivalent model. Real model: dense ``eigh``
+    up to ``D = 700``, else ARPACK on :func:`population_operator`; Gaussian-equivalent: a ``d1 x d1`` problem.
+    """
+    from scipy.sparse.linalg import eigsh
+
+    from ._eigen import select_abs
+    from .metrics import direction_cos2
+
+    check_model(model)
+    k = target.d1
+    if model == "gaussian-equivalent":  # rank d1: A^T = Q R gives E C_hat = Q (R diag(sqrt2 lambda) R^T) Q^T
+        Q, R = np.linalg.qr(target.directions.T)
+        vals, small = np.linalg.eigh((R * spike_strengths(target)) @ R.T)
+        vecs = Q @ small
+    elif target.D <= 700:
+        vals, vecs = np.linalg.eigh(population_matrix(target))
+    else:
+        vals, vecs = eigsh(population_operator(target), k=k, which="LM", tol=1e-10, v0=np.ones(target.D))
+    vals, vecs = select_abs(vals, vecs, k)
+    return {"eigenvalues": vals, "vectors": vecs.T, "cos2": direction_cos2(target.directions, vecs.T)}

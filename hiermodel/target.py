@@ -11,9 +11,11 @@ import math
 
 import numpy as np
 
-from ._checks import as_generator, check_inputs, check_int, check_real
+from ._checks import MODELS, as_generator, check_inputs, check_int, check_model, check_real
 from .hermite import feature_dimension, hermite_features, vector_to_matrix
 from .theory import first_layer_width, weight_magnitudes
+
+__all__ = ["HierarchicalTarget", "MODELS", "TANH_SCALE"]
 
 _SQRT2 = math.sqrt(2.0)
 _CHUNK_ENTRIES = 1 << 23  # rows of the lift are built in chunks of about 64 MB
@@ -25,16 +27,13 @@ def _gauss_expectation(f, nodes: int = 200) -> float:
     return float(np.sum(w * f(z)) / math.sqrt(2.0 * math.pi))
 
 
-def _tanh_scale() -> float:
-    return 1.0 / math.sqrt(_gauss_expectation(lambda z: np.tanh(z) ** 2))
-
-
-_TANH_SCALE = _tanh_scale()
+TANH_SCALE = 1.0 / math.sqrt(_gauss_expectation(lambda z: np.tanh(z) ** 2))
+"""``c`` with ``E (c tanh Z)^2 = 1``: the link ``g = "tanh"`` is ``c tanh`` (unit variance under ``N(0, 1)``)."""
 
 
 def _standard_tanh(z):
     """``tanh`` scaled to unit variance under ``N(0, 1)`` (it is already centred: tanh is odd)."""
-    return _TANH_SCALE * np.tanh(z)
+    return TANH_SCALE * np.tanh(z)
 
 
 def _resolve_link(g):
@@ -70,7 +69,7 @@ class HierarchicalTarget:
     orthonormal : bool
         ``True``: the ``A_i`` are exactly orthonormal (Gaussian matrix, then QR). ``False``: i.i.d. Gaussian rows
         normalised to unit length, nearly orthogonal as in the paper.
-    seed : None, int, SeedSequence or Generator
+    rng : None, int, SeedSequence or Generator
         Randomness of the directions and the signs ``z_i``.
 
     Attributes
@@ -85,7 +84,7 @@ class HierarchicalTarget:
         ``E g'(Z) = E[Z g(Z)]``, ``Z ~ N(0, 1)``: the information-exponent-1 coefficient.
     """
 
-    def __init__(self, d, *, q=2, eps=0.5, gamma=0.0, g="id", orthonormal=True, seed=None):
+    def __init__(self, d, *, q=2, eps=0.5, gamma=0.0, g="id", orthonormal=True, rng=None):
         self.d = check_int("d", d, minimum=1)
         self.q = check_int("q", q, minimum=1)
         self.eps = check_real("eps", eps, minimum=0.0)
@@ -99,7 +98,7 @@ class HierarchicalTarget:
             )
         self.g_name, self.g = _resolve_link(g)
         self.orthonormal = bool(orthonormal)
-        rng = as_generator(seed)
+        rng = as_generator(rng)
         gauss = rng.standard_normal((self.D, self.d1))
         if self.orthonormal:
             Q, R = np.linalg.qr(gauss)
@@ -137,23 +136,20 @@ class HierarchicalTarget:
         return self.g(self.second_layer(self.first_layer(X)))
 
     # --- data -------------------------------------------------------------------------------------------------
-    def sample(self, n, rng=None):
-        """Draw ``n`` samples ``x ~ N(0, I_d)`` and their labels: ``(X, y)`` of shapes ``(n, d)``, ``(n,)``.
+    def sample(self, n, rng=None, *, model="hermite"):
+        """Draw ``n`` samples and their labels.
 
-        Only ``X`` consumes randomness, so consecutive calls on one Generator equal one larger call.
+        ``model="hermite"``: inputs ``x ~ N(0, I_d)``, returns ``(X, y)`` of shapes ``(n, d)``, ``(n,)``.
+        ``model="gaussian-equivalent"``: features ``F ~ N(0, I_D)`` drawn directly and labels from the same layers
+        (``h = A F`` is then exactly Gaussian), returns ``(F, y)`` of shapes ``(n, D)``, ``(n,)``.
+        Only the inputs consume randomness, so consecutive calls on one Generator equal one larger call.
         """
         n = check_int("n", n, minimum=1)
+        if check_model(model) == "gaussian-equivalent":
+            F = as_generator(rng).standard_normal((n, self.D))
+            return F, self.g(self.second_layer(F @ self.directions.T))
         X = as_generator(rng).standard_normal((n, self.d))
         return X, self(X)
-
-    def sample_gaussian_equivalent(self, n, rng=None):
-        """The Gaussian-equivalent model: ``F ~ N(0, I_D)`` drawn directly, labels from the same layers.
-
-        Returns ``(F, y)`` of shapes ``(n, D)``, ``(n,)``. Here ``h = A F`` is exactly Gaussian.
-        """
-        n = check_int("n", n, minimum=1)
-        F = as_generator(rng).standard_normal((n, self.D))
-        return F, self.g(self.second_layer(F @ self.directions.T))
 
     # --- exact moments ----------------------------------------------------------------------------------------
     def direction_matrices(self) -> np.ndarray:
@@ -162,7 +158,7 @@ class HierarchicalTarget:
             raise ValueError(f"directions are symmetric matrices only for q = 2, this target has q = {self.q}")
         return vector_to_matrix(self.directions, self.d)
 
-    def h2_variance(self, *, gaussian_equivalent=False) -> float:
+    def h2_variance(self, *, model="hermite") -> float:
         """``Var h2``, exact at finite ``d`` (SPEC §1).
 
         Gaussian-equivalent model: ``sum_ij lambda_i lambda_j <A_i, A_j>^2`` (= 1 for orthonormal ``A_i``).
@@ -172,7 +168,7 @@ class HierarchicalTarget:
         """
         lam = self.weights
         gram = self.directions @ self.directions.T
-        if gaussian_equivalent:
+        if check_model(model) == "gaussian-equivalent":
             return float(lam @ (gram**2) @ lam)
         M = self.direction_matrices()
         squares = M @ M

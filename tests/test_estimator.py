@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 import hiermodel as hm
-from hiermodel.estimator import LayerwiseSpectral, SampleStream, _Data, _Kernel, spectral_matrix, top_eigenpairs
+from hiermodel import LayerwiseSpectral, SampleStream, spectral_matrix
+from hiermodel._eigen import top_eigenpairs
+from hiermodel._kernels import SampleKernel
+from hiermodel.data import TrainingData
 from hiermodel.metrics import direction_cos2, subspace_overlap, test_mse
 
 METHODS = ["dense", "operator", "rsi"]
@@ -21,7 +24,7 @@ def explicit_chat(X, y):
 
 @pytest.fixture(scope="module")
 def small():
-    t = hm.HierarchicalTarget(12, gamma=0.4, seed=1)  # D = 78, d1 = 3
+    t = hm.HierarchicalTarget(12, gamma=0.4, rng=1)  # D = 78, d1 = 3
     X, y = t.sample(4000, 0)
     return t, X, y
 
@@ -37,7 +40,7 @@ def test_operator_form_equals_explicit(small, dtype, rtol):
     t, X, y = small
     C = explicit_chat(X, y)
     w = (y - y.mean()) / y.std()
-    kernel = _Kernel(_Data(X, y, kind="inputs", q=2), dtype)
+    kernel = SampleKernel(TrainingData(X, y, features=False, q=2), dtype)
     assert kernel.operator_form
     V = np.random.default_rng(3).standard_normal((t.D, 6))
     got = (kernel.apply(V, w, 0, len(w)) - w.sum() * V) / len(w)
@@ -54,8 +57,8 @@ def test_fourth_moment_sums_equal_lift_gram(dtype, rtol):
     ws = [rng.standard_normal(3000), np.ones(3000)]
     F = hm.hermite_features(X, 2)
     got, want = {}, {}
-    _Kernel(_Data(X, ws[0], kind="inputs", q=2), dtype).dense(ws, [1200, 3000], lambda j, S: got.update({j: S}))
-    _Kernel(_Data(F, ws[0], kind="features", q=2), np.float64).dense(ws, [1200, 3000],
+    SampleKernel(TrainingData(X, ws[0], features=False, q=2), dtype).dense(ws, [1200, 3000], lambda j, S: got.update({j: S}))
+    SampleKernel(TrainingData(F, ws[0], features=True, q=2), np.float64).dense(ws, [1200, 3000],
                                                                      lambda j, S: want.update({j: S}))
     assert sorted(got) == [0, 1]
     for j in (0, 1):
@@ -68,7 +71,7 @@ def test_fourth_moment_sums_equal_lift_gram(dtype, rtol):
 def test_methods_match_dense_reference(small, method):
     t, X, y = small
     vals, U, full = top_eigenpairs(explicit_chat(X, y), t.d1)
-    est = LayerwiseSpectral(t.d1, method=method, dtype=np.float64, seed=0).fit(X, y)
+    est = LayerwiseSpectral(t.d1, method=method, dtype=np.float64, rng=0).fit(X, y)
     assert est.method_ == method
     assert subspace_overlap(U.T, est.directions_) > 1 - 1e-6
     assert np.allclose(est.eigenvalues_, vals, atol=1e-6)
@@ -79,10 +82,10 @@ def test_krylov_block_smaller_than_d1(small):
     # A block below d1 grows the basis for ceil(d1 / block) passes before the first Rayleigh-Ritz step.
     t, X, y = small
     _, U, _ = top_eigenpairs(explicit_chat(X, y), t.d1)
-    est = LayerwiseSpectral(t.d1, method="operator", block=2, dtype=np.float64, seed=0, tol=1e-12,
+    est = LayerwiseSpectral(t.d1, method="operator", block=2, dtype=np.float64, rng=0, tol=1e-12,
                             max_passes=200).fit(X, y)
     assert est.converged_ and subspace_overlap(U.T, est.directions_) > 1 - 1e-6
-    assert LayerwiseSpectral(t.d1, method="operator", block=1, max_passes=1, seed=0).fit(X, y).passes_ == t.d1
+    assert LayerwiseSpectral(t.d1, method="operator", block=1, max_passes=1, rng=0).fit(X, y).passes_ == t.d1
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -97,7 +100,7 @@ def test_selection_by_absolute_value_both_ends(method):
     vals, U, full = top_eigenpairs(explicit_chat_features(F, y), 3)
     assert (vals < 0).sum() == 2 and (vals > 0).sum() == 1  # the test is not vacuous: both ends are selected
     assert full[-1] < abs(full[0])  # the largest algebraic eigenvalue alone would miss a negative spike
-    est = LayerwiseSpectral(3, method=method, dtype=np.float64, seed=0).fit_features(F, y)
+    est = LayerwiseSpectral(3, method=method, dtype=np.float64, rng=0).fit_features(F, y)
     assert np.allclose(np.sort(est.eigenvalues_), np.sort(vals), atol=1e-6)
     assert subspace_overlap(U.T, est.directions_) > 1 - 1e-6
 
@@ -114,7 +117,7 @@ def test_path_equals_independent_fits(small, method, split):
     # by rounding only; the dense path differs by the order of summation (sum y F F^T - mean sum F F^T).
     t, X, y = small
     ns = [600, 1000, 2500, 4000]
-    kw = dict(method=method, split=split, dtype=np.float64, seed=0, tol=1e-14, max_passes=40)
+    kw = dict(method=method, split=split, dtype=np.float64, rng=0, tol=1e-14, max_passes=40)
     path = LayerwiseSpectral(t.d1, **kw).fit_path(X, y, ns)
     assert [p.n_ for p in path] == ns
     for n, p in zip(ns, path):
@@ -126,7 +129,7 @@ def test_path_equals_independent_fits(small, method, split):
 
 
 def test_stream_chunk_size_invariance():
-    t = hm.HierarchicalTarget(10, gamma=0.4, seed=2)
+    t = hm.HierarchicalTarget(10, gamma=0.4, rng=2)
     X0, y0 = t.sample(2500, np.random.default_rng(9))
     for chunk in (1, 37, 1000, 10000):
         X, y = SampleStream(t, 2500, 9, chunk_size=chunk).arrays()
@@ -136,16 +139,16 @@ def test_stream_chunk_size_invariance():
             for c in (64, 999)]
     assert np.allclose(fits[0].eigenvalues_, fits[1].eigenvalues_, atol=1e-12)
     assert subspace_overlap(fits[0].directions_, fits[1].directions_) > 1 - 1e-12
-    G = SampleStream(t, 300, 4, chunk_size=7, gaussian_equivalent=True).arrays()
-    F, yf = t.sample_gaussian_equivalent(300, np.random.default_rng(4))
+    G = SampleStream(t, 300, 4, chunk_size=7, model="gaussian-equivalent").arrays()
+    F, yf = t.sample(300, np.random.default_rng(4), model="gaussian-equivalent")
     assert np.array_equal(G[0], F) and np.allclose(G[1], yf, atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["operator", "rsi"])
 def test_same_seed_same_result(small, method):
     t, X, y = small
-    a = LayerwiseSpectral(t.d1, method=method, seed=11).fit(X, y)
-    b = LayerwiseSpectral(t.d1, method=method, seed=11).fit(X, y)
+    a = LayerwiseSpectral(t.d1, method=method, rng=11).fit(X, y)
+    b = LayerwiseSpectral(t.d1, method=method, rng=11).fit(X, y)
     assert np.array_equal(a.directions_, b.directions_)
     assert np.array_equal(a.predict(X[:50]), b.predict(X[:50]))
 
@@ -165,12 +168,13 @@ def test_bad_inputs(small):
         est.fit(X, y[:-1])
     with pytest.raises(ValueError, match="2-D"):
         est.fit(X[0], y[:1])
-    with pytest.raises(ValueError, match="unknown method"):
-        LayerwiseSpectral(3, method="lanczos")
-    with pytest.raises(ValueError, match="unknown readout"):
-        LayerwiseSpectral(3, readout="spline")
-    with pytest.raises(ValueError, match="readout"):
-        LayerwiseSpectral(3, readout=0)
+    # scikit-learn convention: parameters are stored by __init__ and validated by fit.
+    for params, message in ((dict(method="lanczos"), "unknown method"), (dict(readout="spline"), "unknown readout"),
+                            (dict(readout=0), "readout"), (dict(split="no"), "split must be True or False"),
+                            (dict(rng=-1), "rng"), (dict(dtype=np.int32), "dtype"), (dict(tol=0.0), "tol")):
+        bad_est = LayerwiseSpectral(3, **params)
+        with pytest.raises(ValueError, match=message):
+            bad_est.fit(X, y)
     with pytest.raises(ValueError, match="strictly increasing"):
         est.fit_path(X, y, [2000, 1000])
     with pytest.raises(ValueError, match="exceeds the number of samples"):
@@ -204,19 +208,19 @@ def ge_threshold(D, lam):
 
 
 def test_gaussian_equivalent_recovery_above_and_below_threshold():
-    t = hm.HierarchicalTarget(24, gamma=0.4, seed=3)  # D = 300, d1 = 4
+    t = hm.HierarchicalTarget(24, gamma=0.4, rng=3)  # D = 300, d1 = 4
     nstar = ge_threshold(t.D, np.abs(t.weights))
     n_hi = int(30 * nstar.max())  # B1: cos^2 ~ 1 - (1 + 4 lambda^2) n*/n >= 0.95 for every direction
-    F, y = t.sample_gaussian_equivalent(n_hi, np.random.default_rng(0))
-    est = LayerwiseSpectral(t.d1, seed=0).fit_features(F, y)
+    F, y = t.sample(n_hi, np.random.default_rng(0), model="gaussian-equivalent")
+    est = LayerwiseSpectral(t.d1, rng=0).fit_features(F, y)
     cos2 = direction_cos2(t.directions, est.directions_)
     assert np.all(cos2 > 0.9), cos2
-    Ft, yt = t.sample_gaussian_equivalent(5000, np.random.default_rng(1))
+    Ft, yt = t.sample(5000, np.random.default_rng(1), model="gaussian-equivalent")
     assert test_mse(yt, est.predict_features(Ft)) < 0.2  # B2 predicts ~ D (d1 + 4) / n = 0.08
     n_lo = int(nstar.max() / 8)
     below = nstar > 4 * n_lo  # directions at least 4x under their threshold
     assert below.sum() >= 2
-    est = LayerwiseSpectral(t.d1, seed=0).fit_features(F[:n_lo], y[:n_lo])
+    est = LayerwiseSpectral(t.d1, rng=0).fit_features(F[:n_lo], y[:n_lo])
     cos2 = direction_cos2(t.directions, est.directions_)
     assert np.all(cos2[below] < 0.5), cos2
 
@@ -244,13 +248,13 @@ def test_real_model_recovers_directions_above_the_finite_d_level():
     # that the exact population matrix itself recovers (population cos^2 > 0.9), and check that the ones it misses
     # (population cos^2 < 0.1) are missed by the estimator too. At d = 20, gamma = 1 that is direction 1 only (the
     # non-spike level, ~1.0, is above spikes 2..4); we require at least one of each kind so the test is not vacuous.
-    t = hm.HierarchicalTarget(20, gamma=1.0, seed=4)  # D = 210, d1 = 4
+    t = hm.HierarchicalTarget(20, gamma=1.0, rng=4)  # D = 210, d1 = 4
     _, U, _ = top_eigenpairs(population_chat(t), t.d1)
     pop = direction_cos2(t.directions, U.T)
     clear, missed = pop > 0.9, pop < 0.1
     assert clear.any() and missed.any()
     X, y = t.sample(50000, 0)  # 50000 > 300 n_1* (B1, n_1* = D / (2 lambda_1^2) ~ 150)
-    cos2 = direction_cos2(t.directions, LayerwiseSpectral(t.d1, seed=0).fit(X, y).directions_)
+    cos2 = direction_cos2(t.directions, LayerwiseSpectral(t.d1, rng=0).fit(X, y).directions_)
     # Bar 0.8, below the population 0.95: real-model fluctuations exceed the Gaussian-equivalent B1 prediction.
     assert np.all(cos2[clear] > 0.8), (cos2, pop)
     assert np.all(cos2[missed] < 0.2), (cos2, pop)
@@ -270,3 +274,18 @@ def test_uncentred_path_is_nested_and_close_to_centred(small):
         centred = LayerwiseSpectral(t.d1, method="dense", dtype=np.float64).fit(X[:n], y[:n])
         assert subspace_overlap(centred.directions_, p.directions_) > 0.99
         assert p.y_mean_ == 0.0
+
+
+def test_scikit_learn_conventions(small):
+    from sklearn.base import clone
+
+    t, X, y = small
+    est = LayerwiseSpectral(t.d1, method="dense", rng=3, center=False)
+    assert est.get_params()["rng"] == 3 and est.get_params()["center"] is False
+    est.set_params(method="operator", tol=1e-10)
+    assert (est.method, est.tol) == ("operator", 1e-10)
+    twin = clone(est)
+    assert twin.get_params() == est.get_params() and not hasattr(twin, "directions_")
+    a, b = est.fit(X, y), twin.fit(X, y)
+    assert np.array_equal(a.directions_, b.directions_)
+    assert a.score(X, y) == pytest.approx(1.0 - test_mse(y, a.predict(X)), rel=1e-12)

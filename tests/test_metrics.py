@@ -5,7 +5,8 @@ import pytest
 
 import hiermodel as hm
 from hiermodel.estimator import LayerwiseSpectral, spectral_matrix
-from hiermodel.metrics import direction_cos2, spectrum, subspace_overlap, test_mse
+from hiermodel.metrics import (direction_cos2, eigenvector_overlap, principal_cos2, spectrum, subspace_overlap,
+                              test_mse)
 
 
 def test_test_mse():
@@ -43,7 +44,7 @@ def test_overlaps_are_gauge_invariant_and_exact_on_known_cases():
 
 
 def test_spectrum_dense_and_outliers():
-    t = hm.HierarchicalTarget(10, gamma=0.4, seed=2)
+    t = hm.HierarchicalTarget(10, gamma=0.4, rng=2)
     X, y = t.sample(3000, 1)
     full = spectrum(X, y)
     assert np.allclose(full, np.linalg.eigvalsh(spectral_matrix(X, y)), atol=1e-10)
@@ -54,3 +55,22 @@ def test_spectrum_dense_and_outliers():
     assert np.allclose(est.eigenvalues_, ref[:t.d1], atol=1e-10)
     with pytest.raises(ValueError, match="top=k"):
         spectrum(X, y, dense_max_D=10)
+
+
+def test_principal_cos2_and_eigenvector_overlap():
+    rng = np.random.default_rng(7)
+    A = np.linalg.qr(rng.standard_normal((30, 4)))[0].T  # orthonormal rows
+    noisy = A + 0.3 * rng.standard_normal(A.shape)
+    cos2 = principal_cos2(A, noisy)
+    assert np.all(np.diff(cos2) <= 1e-12) and np.all((0 <= cos2) & (cos2 <= 1))
+    assert cos2.mean() == pytest.approx(subspace_overlap(A, noisy), rel=1e-12)
+    # Rotating the estimate inside its span changes no principal angle, but does change <u_k, a_k>^2.
+    R = np.linalg.qr(rng.standard_normal((4, 4)))[0]
+    assert np.allclose(principal_cos2(A, R @ noisy), cos2)
+    assert np.allclose(eigenvector_overlap(A, -A), 1.0)  # sign-invariant
+    swapped = A[[1, 0, 2, 3]]
+    assert np.allclose(eigenvector_overlap(A, swapped), [0, 0, 1, 1])
+    assert np.allclose(direction_cos2(A, swapped), 1.0)  # the span is the same
+    assert np.allclose(principal_cos2(A, A[:2]), [1, 1, 0, 0])  # rank-2 estimate of a 4-d span
+    with pytest.raises(ValueError, match="zero row"):
+        eigenvector_overlap(A, np.zeros((4, 30)))

@@ -13,7 +13,7 @@ from hiermodel.population import link_constants, population_matrix, population_o
 @pytest.mark.parametrize("orthonormal", [True, False])
 def test_population_matrix_is_exact(orthonormal, gauss_grid):
     # y F F^T has degree <= 8 per axis, so 5 nodes per axis integrate E[y (F F^T - I)] exactly.
-    t = hm.HierarchicalTarget(3, eps=1.0, gamma=0.6, orthonormal=orthonormal, seed=5)
+    t = hm.HierarchicalTarget(3, eps=1.0, gamma=0.6, orthonormal=orthonormal, rng=5)
     pts, wts = gauss_grid(3, 5)
     F, y = hm.hermite_features(pts, 2), t(pts)
     C = (F * (wts * y)[:, None]).T @ F - (wts @ y) * np.eye(t.D)
@@ -21,36 +21,36 @@ def test_population_matrix_is_exact(orthonormal, gauss_grid):
 
 
 def test_gaussian_equivalent_part_is_the_spikes():
-    t = hm.HierarchicalTarget(10, gamma=0.3, seed=1)
-    P = population_matrix(t, gaussian_equivalent=True)
+    t = hm.HierarchicalTarget(10, gamma=0.3, rng=1)
+    P = population_matrix(t, model="gaussian-equivalent")
     np.testing.assert_allclose(t.directions @ P @ t.directions.T, np.diag(spike_strengths(t)), atol=1e-12)
     # the real model adds a non-spike part of order 1/d, not zero
     assert np.abs(np.linalg.eigvalsh(population_matrix(t) - P)).max() > 0.1
 
 
 def test_operator_matches_matrix():
-    t = hm.HierarchicalTarget(9, gamma=0.8, seed=2)
+    t = hm.HierarchicalTarget(9, gamma=0.8, rng=2)
     V = np.random.default_rng(0).standard_normal((t.D, 4))
     np.testing.assert_allclose(population_operator(t).matmat(V), population_matrix(t) @ V, atol=1e-12)
 
 
 def test_bad_targets():
     with pytest.raises(ValueError, match="g = 'id'"):
-        population_matrix(hm.HierarchicalTarget(6, g="tanh", seed=0))
+        population_matrix(hm.HierarchicalTarget(6, g="tanh", rng=0))
     with pytest.raises(ValueError, match="q = 2"):
-        population_matrix(hm.HierarchicalTarget(6, q=3, seed=0))
+        population_matrix(hm.HierarchicalTarget(6, q=3, rng=0))
     with pytest.raises(ValueError, match="q = 2"):
-        population_operator(hm.HierarchicalTarget(6, q=3, seed=0))
+        population_operator(hm.HierarchicalTarget(6, q=3, rng=0))
 
 
 def test_link_constants_identity_and_tanh():
     # g = id: theta_i = sqrt2 lambda_i and E[y^2 h_i^2] = 1 + 4 lambda_i^2 (sum lambda^2 = 1), within Monte Carlo error.
-    t = HierarchicalTarget(20, gamma=0.4, seed=3)
+    t = HierarchicalTarget(20, gamma=0.4, rng=3)
     c = link_constants(t, samples=400_000, rng=0)
     assert np.all(np.abs(c["theta"] - math.sqrt(2) * t.weights) < 5 * c["theta_se"])
     assert np.allclose(c["noise"], 1 + 4 * t.weights**2, rtol=0.05)
     # tanh: Stein's form with g', g'' on the same sample of h.
-    tt = HierarchicalTarget(20, gamma=0.4, g="tanh", seed=3)
+    tt = HierarchicalTarget(20, gamma=0.4, g="tanh", rng=3)
     ct = link_constants(tt, samples=400_000, rng=0)
     h = np.random.default_rng(0).standard_normal((400_000, tt.d1))
     h2 = tt.second_layer(h)
@@ -60,3 +60,20 @@ def test_link_constants_identity_and_tanh():
     assert np.all(np.abs(ct["theta"] - stein) < 5 * ct["theta_se"])
     with pytest.raises(ValueError):
         link_constants(t, samples=1)
+
+
+@pytest.mark.parametrize("d", [12, 38])  # D = 78 (dense eigh) and D = 741 (ARPACK on the operator)
+def test_population_ceiling(d):
+    from hiermodel.population import population_ceiling
+
+    t = HierarchicalTarget(d, gamma=0.4, rng=2)
+    ge = population_ceiling(t, model="gaussian-equivalent")
+    assert np.allclose(ge["cos2"], 1.0) and np.allclose(ge["eigenvalues"], np.sqrt(2) * t.weights)
+    real = population_ceiling(t)
+    P = real["vectors"]
+    assert np.allclose(P @ P.T, np.eye(t.d1), atol=1e-8)
+    # Each returned vector is an eigenvector of the exact E C_hat with its eigenvalue (operator or matrix route).
+    op = population_operator(t)
+    assert np.allclose(op.matmat(P.T), P.T * real["eigenvalues"], atol=1e-7)
+    assert np.all(np.diff(np.abs(real["eigenvalues"])) <= 1e-12)
+    assert np.all(real["cos2"] < 1.0) and np.all(real["cos2"] > 0.1)  # B6: below 1 at finite d

@@ -1,8 +1,9 @@
 """Re-execute book notebooks in place and store their outputs, deterministically.
 
-Usage: python tools/execute_notebooks.py [book/NAME.ipynb ...]   (default: every notebook of the book)
+Usage: python tools/execute_notebooks.py [--no-pages] [book/NAME.ipynb ...]   (default: every notebook of the book)
 
-Chapters run first, then the pages that read the chapters' stored ledgers (intro, ledger). Kernels see one BLAS
+Chapters run first, then the pages that read the chapters' stored ledgers (intro, ledger; skipped with
+``--no-pages``, e.g. while several chapters are being re-run one by one). Kernels see one BLAS
 thread and a fixed hash seed, as under nbval; timings and execution metadata are not stored, so diffs stay clean.
 """
 
@@ -38,8 +39,10 @@ def main(argv: list[str]) -> int:
     if missing:
         print(f"set {' '.join(f'{v}={DETERMINISTIC_ENV[v]}' for v in missing)} first (the Makefile does)")
         return 2
-    paths = {pathlib.Path(a).resolve() for a in argv} or set(BOOK.glob("*.ipynb"))
-    paths |= {BOOK / name for name in READS_LEDGERS}  # their tables come from the chapters just executed
+    pages = "--no-pages" not in argv
+    paths = {pathlib.Path(a).resolve() for a in argv if a != "--no-pages"} or set(BOOK.glob("*.ipynb"))
+    if pages:
+        paths |= {BOOK / name for name in READS_LEDGERS}  # their tables come from the chapters just executed
     paths = sorted(paths, key=lambda p: (p.name in READS_LEDGERS, p.name))
     for path in paths:
         print(f"{path.name:<40} {execute(path):7.1f} s", flush=True)

@@ -1,0 +1,264 @@
+"""The sample kernels of the first layer: weighted sums of ``F F^T`` over the data, explicit or applied to vectors.
+
+:class:`SampleKernel` computes ``sum_mu w_mu F_mu F_mu^T`` (no ``- I`` term) either applied to a block of vectors
+(the matrix-free route) or formed explicitly at a list of checkpoints (the dense route), from a
+:class:`hiermodel.data.TrainingData`. For ``q = 2`` on raw inputs both avoid the lift: the product uses the operator
+form of SPEC §2 (``C[M] ∝ sum w (<X~, M> X~ - 2M)``) and the explicit matrix is read off the ``C(d+3, 4)`` distinct
+fourth moments (:class:`MomentSums`); otherwise the lift is formed in chunks (:class:`GramSums`: signed ``syrk``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+
+import numpy as np
+from scipy.linalg import blas as _blas
+
+from .data import TrainingData
+from .hermite import matrix_to_vector, q2_layout, quadratic_projection, vector_to_matrix
+
+__all__ = ["SampleKernel", "GramSums", "MomentSums", "moment_groups", "moment_index", "moment_flops"]
+
+_SQRT2 = math.sqrt(2.0)
+
+
+class SampleKernel:
+    """``sum_{mu < stop} w_mu F_mu F_mu^T`` applied to vectors, or formed explicitly (no ``- I`` term here)."""
+
+    def __init__(self, data: TrainingData, dtype):
+        self.data = data
+        self.dtype = np.dtype(dtype)
+        self.operator_form = not data.features and data.q == 2
+        f32 = self.dtype == np.float32
+        if self.operator_form:
+            self.rows = 512 if f32 else 1024  # measured at d = 120: 5-10% faster than 256 or 1024 rows
+        else:
+            self.rows = int(max(64, min(2048, (1 << 21) // max(data.D, 1))))
+        self.dense_rows = int(max(64, min(2048 if self.operator_form else 4096, (1 << 23) // max(data.D, 1))))
+        # Wall time and flop count of the sample kernels (for the benchmark's GFLOP/s column).
+        self.stats = {"apply_time": 0.0, "apply_flops": 0.0, "apply_calls": 0, "dense_time": 0.0, "dense_flops": 0.0}
+
+    def apply(self, V: np.ndarray, w: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """``sum_{start <= mu < stop} w_mu F_mu F_mu^T V`` for ``V`` (D, b); float64 result."""
+        t0 = time.perf_counter()
+        out = self._apply(V, w, start, stop)
+        b, m = V.shape[1], max(stop - start, 0)
+        per = 4.0 * self.data.d ** 2 if self.operator_form else 4.0 * self.data.D
+        self.stats["apply_time"] += time.perf_counter() - t0
+        self.stats["apply_flops"] += per * m * b
+        self.stats["apply_calls"] += 1
+        return out
+
+    def _apply(self, V, w, start, stop):
+        data, dt = self.data, self.dtype
+        b = V.shape[1]
+        if self.operator_form:
+            d = data.d
+            M = vector_to_matrix(V.T, d)
+            Mcat = np.ascontiguousarray(M.transpose(1, 0, 2).reshape(d, b * d), dtype=dt)
+            trM = np.trace(M, axis1=1, axis2=2).astype(dt)
+            G = np.zeros((d, b * d))
+            ssum = np.zeros(b)
+            for s, Xc in data.blocks(start, stop, self.rows, dt):
+                m = Xc.shape[0]
+                quad = np.einsum("mkd,md->mk", (Xc @ Mcat).reshape(m, b, d), Xc)
+                sc = (quad - trM) * w[s:s + m, None].astype(dt)  # s_mu = w_mu <X~_mu, M>
+                S = (sc[:, :, None] * Xc[:, None, :]).reshape(m, b * d)
+                G += Xc.T @ S  # X^T diag(s) X for all b matrices in one GEMM; summed in float64
+                ssum += sc.sum(axis=0, dtype=float)
+            G = G.reshape(d, b, d).transpose(1, 0, 2)
+            G[:, np.arange(d), np.arange(d)] -= ssum[:, None]
+            return matrix_to_vector(0.5 * G, symmetrise=True).T
+        out = np.zeros((data.D, b))
+        Vd = np.asarray(V, dtype=dt)
+        for s, Zb in data.blocks(start, stop, self.rows, dt):
+            F = data.lift(Zb)
+            P = F @ Vd
+            P *= w[s:s + F.shape[0], None].astype(dt)
+            out += F.T @ P
+        return out
+
+    def dense(self, weights, checkpoints, callback):
+        """Accumulate ``S_k(m) = sum_{mu < m} weights[k]_mu F_mu F_mu^T`` and call ``callback(j, [S_k])`` at each
+        checkpoint ``m_j`` (sorted). Chunk sums go into a ``dtype`` buffer that is flushed to float64 every few chunks
+        and at checkpoints (bounds float32 accumulation error)."""
+        t0 = time.perf_counter()
+        data = self.data
+        sums = (MomentSums(data.d, len(weights), self.dtype) if self.operator_form
+                else GramSums(data.D, len(weights), self.dtype))
+        j, pending, checkpoints = 0, 0, list(checkpoints)
+        # Blocks are cut at checkpoints, so every checkpoint is a block boundary.
+        bounds = sorted(set([0] + checkpoints))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            for s, Zb in data.blocks(lo, hi, self.dense_rows, self.dtype):
+                sums.add(Zb if self.operator_form else data.lift(Zb), [w[s:s + Zb.shape[0]] for w in weights])
+                pending += 1
+                if pending >= 16:
+                    sums.flush()
+                    pending = 0
+            sums.flush()
+            pending = 0
+            while j < len(checkpoints) and checkpoints[j] == hi:
+                callback(j, sums.totals())
+                j += 1
+        self.stats["dense_time"] += time.perf_counter() - t0  # includes the callbacks (eigen-solves)
+        self.stats["dense_flops"] += sums.flops_per_sample * checkpoints[-1]
+
+    def project(self, A: np.ndarray, start: int, stop: int, dtype=None) -> np.ndarray:
+        """``h = F A^T`` on rows ``[start, stop)``, shape (stop - start, r), float64."""
+        data = self.data
+        dt = self.dtype if dtype is None else np.dtype(dtype)
+        out = np.empty((stop - start, A.shape[0]))
+        if self.operator_form:
+            mats = vector_to_matrix(A, data.d)
+            for s, Xc in data.blocks(start, stop, max(self.rows, 1024), dt):
+                out[s - start:s - start + Xc.shape[0]] = quadratic_projection(Xc, mats, dtype=dt)
+            return out
+        Ad = np.asarray(A.T, dtype=dt)
+        for s, Zb in data.blocks(start, stop, self.rows, dt):
+            out[s - start:s - start + Zb.shape[0]] = data.lift(Zb) @ Ad
+        return out
+
+
+class GramSums:
+    """``sum w F F^T`` for lifted features: signed ``syrk`` updates of the upper triangle (``D^2`` flops a sample)."""
+
+    def __init__(self, D, n_weights, dtype):
+        self.syrk = _blas.ssyrk if np.dtype(dtype) == np.float32 else _blas.dsyrk
+        self.dtype = dtype
+        self.acc = [np.zeros((D, D)) for _ in range(n_weights)]
+        self.buf = [np.zeros((D, D), dtype=dtype, order="F") for _ in range(n_weights)]
+        self.flops_per_sample = float(n_weights) * D * D
+
+    def add(self, F, ws):
+        for k, w in enumerate(ws):
+            # sum w F F^T = sum_{w>0} (sqrt(w) F)(..)^T - sum_{w<0} (..)(..)^T: two rank-m updates of the upper
+            # triangle do half the flops of one gemm.
+            for sign, mask in ((1.0, w > 0), (-1.0, w < 0)):
+                if not mask.any():
+                    continue
+                root = np.sqrt(np.abs(w[mask]))[:, None].astype(self.dtype)
+                A = F * root if mask.all() else F[mask] * root
+                self.buf[k] = self.syrk(sign, A.T, beta=1.0, c=self.buf[k], trans=0, lower=0, overwrite_c=1)
+
+    def flush(self):
+        for a, b in zip(self.acc, self.buf):
+            a += b
+            b[...] = 0.0
+
+    def totals(self):
+        return [a + np.triu(a, 1).T for a in self.acc]
+
+
+@functools.lru_cache(maxsize=16)
+def moment_groups(d: int):
+    """How :class:`MomentSums` stores the distinct fourth moments ``sum w x_i x_j x_k x_l``, ``i <= j <= k <= l``.
+
+    With ``P_ab = x_a x_b`` (a <= b, the lift's order), entry ``((a, b), (c, e))`` of ``sum w P P^T`` depends only on
+    the multiset {a, b, c, e}: ``C(d+3, 4)`` numbers instead of ``D^2 / 2``, a third of the flops of ``syrk``.
+    Sorted, the multiset is row ``(i, j)``, column ``(k, l)`` of the product of the pairs that end in ``j`` with the
+    pairs that start at ``>= j``. Consecutive ``j`` share one GEMM of at least 48 rows (the few columns with
+    ``k < j`` that this adds are computed and never read). Returns [(j0, j1, rows, cols, start)]: row-major
+    ``rows x cols`` blocks of one flat buffer, rows ordered by ``(j, i)``, columns by pair from ``(j0, j0)`` on.
+    """
+    offsets = q2_layout(d)[0]
+    D = int(offsets[-1])
+    groups, start, j0 = [], 0, 0
+    while j0 < d:
+        j1, rows = j0, 0
+        while j1 < d and rows < 48:
+            rows += j1 + 1
+            j1 += 1
+        groups.append((j0, j1, rows, D - int(offsets[j0]), start))
+        start += rows * (D - int(offsets[j0]))
+        j0 = j1
+    return groups
+
+
+@functools.lru_cache(maxsize=1)
+def moment_index(d: int) -> np.ndarray:
+    """(D, D) map from each entry of ``sum w P P^T`` to its place in the flat buffer of :func:`moment_groups`."""
+    offsets, (pa, pb), _ = q2_layout(d)
+    D = int(offsets[-1])
+    first, start, cols, row_base = (np.empty(d, dtype=np.int64) for _ in range(4))
+    for j0, j1, _, ncols, gstart in moment_groups(d):
+        js = np.arange(j0, j1)
+        first[js], start[js], cols[js] = j0, gstart, ncols
+        row_base[js] = (js * (js + 1) - j0 * (j0 + 1)) // 2  # rows of the pairs (i, j') with j0 <= j' < j
+    index = np.empty((D, D), dtype=np.int32 if moment_groups(d)[-1][4] < 2**31 else np.int64)
+    c, e = pa[None, :], pb[None, :]
+    for r0 in range(0, D, 256):  # in row blocks: bounded temporaries
+        a, b = pa[r0:r0 + 256, None], pb[r0:r0 + 256, None]
+        i, l = np.minimum(a, c), np.maximum(b, e)
+        lo, hi = np.maximum(a, c), np.minimum(b, e)
+        j, k = np.minimum(lo, hi), np.maximum(lo, hi)
+        index[r0:r0 + 256] = start[j] + (row_base[j] + i) * cols[j] + offsets[k] + (l - k) - offsets[first[j]]
+    return index
+
+
+class MomentSums:
+    """``sum w F F^T`` for the ``q = 2`` lift of raw inputs, from the distinct fourth moments (:func:`moment_groups`).
+
+    With ``F = s * P - c`` (``s = 1/sqrt2`` and ``c = 1/sqrt2`` on the pairs ``(a, a)``, else ``s = 1``, ``c = 0``):
+    ``sum w F F^T = S (sum w P P^T) S - (S t) c^T - c (S t)^T + (sum w) c c^T`` with ``t = sum w P``.
+    """
+
+    def __init__(self, d, n_weights, dtype):
+        self.d, self.K, self.dtype = d, n_weights, dtype
+        self.groups = moment_groups(d)
+        self.offsets = q2_layout(d)[0]
+        self.acc = [np.zeros((self.K * g[2], g[3])) for g in self.groups]
+        self.buf = [np.zeros((self.K * g[2], g[3]), dtype=dtype) for g in self.groups]
+        self.t = np.zeros((self.K, int(self.offsets[-1])))
+        self.wsum = np.zeros(self.K)
+        self.flops_per_sample = 2.0 * self.K * sum(g[2] * g[3] for g in self.groups)
+
+    def add(self, X, ws):
+        m, d = X.shape
+        P = np.empty((m, int(self.offsets[-1])), dtype=X.dtype)
+        for a in range(d):  # raw pair products x_a x_b, b >= a: the lift without the Hermite shift
+            np.multiply(X[:, a:a + 1], X[:, a:], out=P[:, self.offsets[a]:self.offsets[a + 1]])
+        W = np.stack([np.asarray(w, dtype=X.dtype) for w in ws], axis=1)  # (m, K)
+        self.t += (P.T @ W).T
+        self.wsum += W.sum(axis=0, dtype=float)
+        for (j0, j1, rows, cols, _), buf in zip(self.groups, self.buf):
+            L = np.empty((m, self.K, rows), dtype=X.dtype)  # columns (k, pair (i, j)): w_k x_i x_j
+            r = 0
+            for j in range(j0, j1):
+                np.multiply(X[:, :j + 1], X[:, j:j + 1], out=L[:, 0, r:r + j + 1])
+                r += j + 1
+            for k in range(1, self.K):
+                np.multiply(L[:, 0], W[:, k:k + 1], out=L[:, k])
+            L[:, 0] *= W[:, :1]
+            buf += L.reshape(m, self.K * rows).T @ P[:, self.offsets[j0]:]
+
+    def flush(self):
+        for a, b in zip(self.acc, self.buf):
+            a += b
+            b[...] = 0.0
+
+    def totals(self):
+        diag = self.offsets[:-1]
+        s = np.ones(int(self.offsets[-1]))
+        s[diag] = 1.0 / _SQRT2
+        out = []
+        for k in range(self.K):
+            flat = np.empty(sum(g[2] * g[3] for g in self.groups))
+            for (_, _, rows, cols, start), a in zip(self.groups, self.acc):
+                flat[start:start + rows * cols] = a[k * rows:(k + 1) * rows].ravel()
+            S = flat[moment_index(self.d)]
+            S *= s[:, None]
+            S *= s[None, :]
+            u = (s * self.t[k]) / _SQRT2
+            S[:, diag] -= u[:, None]
+            S[diag, :] -= u[None, :]
+            S[np.ix_(diag, diag)] += 0.5 * self.wsum[k]
+            out.append(0.5 * (S + S.T))  # exactly symmetric (the two corrections round differently)
+        return out
+
+
+def moment_flops(d: int) -> float:
+    """Flops a sample of one weighted :class:`MomentSums` costs (the estimator's cost model)."""
+    return 2.0 * sum(g[2] * g[3] for g in moment_groups(d))
