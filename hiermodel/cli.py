@@ -1,4 +1,4 @@
-"""Command line: ``hiermodel sweep ...`` and ``hiermodel figure NAME --scale ci|paper`` (also ``python -m hiermodel``)."""
+"""Command line: ``hiermodel sweep ...`` and ``hiermodel figure NAME --scale ci|paper`` (or ``python -m hiermodel``)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ Run sweeps of the layer-wise spectral estimator on the hierarchical model (arXiv
 
 A sweep fits the estimator for every combination of the listed parameters and every sample size
 n = round(d^alpha), and writes one table row per (parameters, seed, n) with the test MSE, the subspace
-overlap q_h, the per-direction cos^2, the top eigenvalues and the wall time. Finished work is cached on
+overlap q_h, the per-direction cos^2, the eigenvector overlaps <u_k, A_k>^2, the principal angles, the top
+eigenvalues and the wall time. Finished work is cached on
 disk, so an interrupted sweep resumes where it stopped and a repeated one returns at once.
 """
 
 _SWEEP_EPILOG = """\
 examples:
   hiermodel sweep --d 10 16 --gamma 0.4 --alpha 2:3.4:0.2 --seeds 4 --out fig.csv
-  hiermodel sweep --d 24 --gamma 1 --alpha 1.6:3.4:0.2 --mode hermite gaussian --workers 2 --out rate.jsonl
+  hiermodel sweep --d 24 --gamma 1 --alpha 1.6:3.4:0.2 --model hermite gaussian-equivalent --workers 2 \
+      --out rate.jsonl
   hiermodel sweep ... --scheduler tcp://head-node:8786          # run the tasks on a Dask cluster
 
 alpha (and gamma) accept START:STOP:STEP ranges, STOP included. The output format follows the file name:
@@ -29,13 +31,14 @@ alpha (and gamma) accept START:STOP:STEP ranges, STOP included. The output forma
 """
 
 _FIGURE_EPILOG = """\
-figures (SPEC §5): {names}
-  ci    : sizes that run in minutes on two cores (what the book shows)
-  paper : the paper's sizes (d up to 400-800): needs a large machine or a cluster, e.g.
+figures: {names}
+  ci    : exactly the experiment the book's chapter runs (minutes on two cores)
+  paper : the same experiment at the paper's sizes: needs a large machine or a cluster, e.g.
           dask scheduler &   dask worker tcp://HOST:8786 --nworkers 16 --nthreads 1   (on each node)
           hiermodel figure fig4 --scale paper --scheduler tcp://HOST:8786 --cache-dir /shared/cache
 
-Override any grid entry with --set, e.g. --set d=12,16 --set seeds=2 --set alpha=2:3:0.5
+Override any grid entry with --set, e.g. --set d=12,16 --set seeds=2 --set alpha=2:3:0.5 --set model=hermite
+(figures with per-d settings also take their own keys: fig4 deltas=, rate d1=, scaling d1= ratios=)
 """
 
 
@@ -78,6 +81,8 @@ def _add_run_options(p):
 
 
 def _parser():
+    from .sweep import METRICS
+
     parser = argparse.ArgumentParser(prog="hiermodel", description=_DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -96,8 +101,9 @@ def _parser():
     grid.add_argument("--q", nargs="+", type=int, default=[2], help="degree of the Hermite lift (default 2)")
     grid.add_argument("--g", nargs="+", default=["id"], help="output link: id, tanh (default id)")
     grid.add_argument("--eps", nargs="+", type=float, default=[0.5], help="width exponent, d1 = floor(d^eps)")
-    grid.add_argument("--mode", nargs="+", default=["hermite"],
-                      help="data: hermite (real inputs) and/or gaussian (Gaussian-equivalent features)")
+    grid.add_argument("--model", nargs="+", default=["hermite"],
+                      help="data model: hermite (real inputs, Hermite lift) and/or gaussian-equivalent "
+                           "(F ~ N(0, I_D))")
     est = s.add_argument_group("estimator")
     est.add_argument("--n-test", type=int, default=2000, help="test samples per task (default 2000)")
     est.add_argument("--readout", default="auto", help="auto, affine, poly (default: affine for id, poly else)")
@@ -107,7 +113,7 @@ def _parser():
     out = s.add_argument_group("output")
     out.add_argument("--out", "-o", required=True, metavar="FILE", help="table to write: FILE.csv or FILE.jsonl")
     out.add_argument("--metrics", nargs="+", help="metric groups to keep (default all): "
-                     "mse q_h cos2 eigenvalues recovered wall_time")
+                     + " ".join(METRICS))
     out.add_argument("--theory", action="store_true", help="add the closed-form predictions as columns")
     _add_run_options(s)
 
@@ -122,14 +128,17 @@ def _parser():
     f.add_argument("--scale", choices=("ci", "paper"), default="ci", help="ci (default) or paper")
     f.add_argument("--out-dir", default=".", metavar="DIR", help="where to write the PNG and the table")
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a grid entry (repeatable): d=12,16  seeds=2  alpha=2:3:0.5  mode=gaussian")
+                   help="override a grid entry (repeatable): d=12,16  seeds=2  alpha=2:3:0.5  "
+                        "model=gaussian-equivalent")
     f.add_argument("--list", action="store_true", help=argparse.SUPPRESS)
     _add_run_options(f)
     return parser
 
 
-_INT_KEYS = {"d", "q", "seeds", "n", "n_test", "chunk_size", "base_seed"}
-_STR_KEYS = {"g", "mode", "readout", "method"}
+_INT_KEYS = {"d", "q", "seeds", "n", "n_test", "chunk_size", "base_seed", "d1", "ratios"}
+_SCALAR_KEYS = {"seeds", "n_test", "chunk_size", "base_seed", "d1"}  # one value, not a list
+_STR_KEYS = {"g", "model", "readout", "method"}
+_FLOAT_KEYS = {"gamma", "alpha", "eps", "deltas"}
 _BOOL_KEYS = {"split", "orthonormal"}
 
 
@@ -147,11 +156,11 @@ def _parse_override(text):
         return key, items if len(items) > 1 else items[0]
     if key in _INT_KEYS:
         vals = [int(x) for x in items]
-        return key, vals if (len(vals) > 1 or key not in ("seeds", "n_test", "chunk_size", "base_seed")) else vals[0]
-    if key in ("gamma", "alpha", "eps"):
+        return key, vals if (len(vals) > 1 or key not in _SCALAR_KEYS) else vals[0]
+    if key in _FLOAT_KEYS:
         return key, _floats(items)
     raise ValueError(f"unknown grid key {key!r} in --set: use one of "
-                     f"{sorted(_INT_KEYS | _STR_KEYS | _BOOL_KEYS | {'gamma', 'alpha', 'eps'})}")
+                     f"{sorted(_INT_KEYS | _STR_KEYS | _BOOL_KEYS | _FLOAT_KEYS)}")
 
 
 def _run_kwargs(args):
@@ -177,7 +186,7 @@ def _cmd_sweep(args):
     if out.suffix not in (".csv", ".jsonl", ".ndjson"):
         raise ValueError(f"--out must end in .csv or .jsonl, got {out.name!r}")
     grid = sweep.Grid(d=args.d, gamma=_floats(args.gamma), alpha=None if args.alpha is None else _floats(args.alpha),
-                      n=args.n, seeds=args.seeds, q=args.q, g=args.g, eps=args.eps, mode=args.mode,
+                      n=args.n, seeds=args.seeds, q=args.q, g=args.g, eps=args.eps, model=args.model,
                       n_test=args.n_test, readout=args.readout, split=args.split, method=args.method,
                       base_seed=args.base_seed)
     t0 = time.perf_counter()

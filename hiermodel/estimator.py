@@ -45,7 +45,7 @@ from ._eigen import DENSE_MAX_D, block_krylov, rsi, top_abs_explicit
 from ._kernels import SampleKernel, moment_flops
 from .data import SampleStream, scaled_labels, training_data
 
-__all__ = ["LayerwiseSpectral", "spectral_matrix", "METHODS"]
+__all__ = ["LayerwiseSpectral", "spectral_matrix", "readout_degree", "METHODS", "READOUTS"]
 
 _SQRT2 = math.sqrt(2.0)
 METHODS = ("auto", "dense", "operator", "rsi")
@@ -88,10 +88,15 @@ class _Plan:
     coef: np.ndarray | None = None
 
 
-def _readout_degree(readout) -> int:
+READOUTS = {"affine": 1, "poly": 3}
+"""Named readouts and their polynomial degree in ``h2_hat``."""
+
+
+def readout_degree(readout) -> int:
+    """The polynomial degree of a readout: a name of :data:`READOUTS` or an int ``>= 1``; a ValueError otherwise."""
     if isinstance(readout, str):
-        if readout in ("affine", "poly"):
-            return 1 if readout == "affine" else 3
+        if readout in READOUTS:
+            return READOUTS[readout]
         raise ValueError(f"unknown readout {readout!r}: use 'affine', 'poly' or an int degree >= 1")
     if isinstance(readout, bool) or not isinstance(readout, numbers.Integral) or readout < 1:
         raise ValueError(f"readout must be 'affine', 'poly' or an int degree >= 1, got {readout!r}")
@@ -173,7 +178,7 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         """Check every parameter (scikit-learn convention: in fit, not in ``__init__``)."""
         check_int("d1", self.d1, minimum=1)
         check_int("q", self.q, minimum=1)
-        self._degree = _readout_degree(self.readout)
+        self._degree = readout_degree(self.readout)
         for name in ("split", "center"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -1,27 +1,41 @@
-"""The paper's figures as sweeps (SPEC §5): one registry shared by the book's chapters and ``hiermodel figure``.
+"""The book's figures as sweeps: one registry shared by the chapters and ``hiermodel figure``.
 
-Each figure has a grid per *scale*: ``"ci"`` runs in minutes on two cores (the book's size), ``"paper"`` is the
-paper's size (``d`` up to 400–800), which needs a large machine or a Dask cluster. A chapter does::
+Each entry holds the grid of one experiment at two *scales*: ``"ci"`` is exactly what its chapter runs (minutes on
+two cores), ``"paper"`` the same experiment at the paper's size (a large machine or a Dask cluster). A chapter
+does::
 
     from hiermodel import figures, sweep
-    df = sweep.run(figures.grid("fig2", "ci"), cache_dir="_build/sweeps")
-    fig = figures.plot("fig2", sweep.add_theory(df))
+    df = sweep.add_theory(sweep.run(figures.grid("fig2", SCALE), cache_dir=CACHE))
+    fig = figures.plot("fig2", df)
 
-and ``hiermodel figure fig2 --scale paper --scheduler tcp://host:8786`` reruns the same figure at full size.
+and ``hiermodel figure fig2 --scale ci`` reruns the same numbers (``--scale paper``: the same experiment, bigger).
+
+Figures carry no titles (captions live in the book), use lowercase axis labels, and are ``WIDTH`` wide and
+``ROW_HEIGHT`` high per row of panels.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
 import pathlib
 
 import numpy as np
 
-from . import sweep as _sweep
+from . import sweep, theory
+from .hermite import feature_dimension
+from .tables import first_layer_error, half_way, long_form, mean_sem
 
-__all__ = ["FIGURES", "SCALES", "FigureSpec", "grid", "plot", "make", "names"]
+__all__ = ["FIGURES", "SCALES", "WIDTH", "ROW_HEIGHT", "FigureSpec", "grid", "plot", "make", "names",
+           "recovery_sizes"]
 
 SCALES = ("ci", "paper")
+WIDTH, ROW_HEIGHT = 7.0, 3.0  # inches: one size convention for every figure
+GE = "gaussian-equivalent"
+_GRID_KEYS = frozenset(inspect.signature(sweep.Grid).parameters)
+_MODEL_LABEL = {"hermite": "real", GE: "GE"}
+_ALPHA_LABEL = r"$\alpha = \log n / \log d$"
 
 
 def _alphas(lo, hi, step):
@@ -30,156 +44,385 @@ def _alphas(lo, hi, step):
 
 @dataclasses.dataclass(frozen=True)
 class FigureSpec:
-    """A paper figure: what it shows, its grid at each scale (``Grid`` keyword arguments), and how to draw it."""
+    """One registered experiment.
+
+    Attributes
+    ----------
+    name, caption, claims : str
+        Registry key, a one-line description (for ``--help`` and captions; never drawn) and the claims it checks.
+    chapter : str
+        The chapter cell whose sweep the ``"ci"`` grid reproduces.
+    grids : dict
+        ``scale -> Grid keyword arguments``, plus the keys named in ``extras``.
+    plot : callable
+        ``plot(df) -> matplotlib.figure.Figure``.
+    extras : tuple of str
+        Keys of ``grids`` that are not ``Grid`` arguments but parameters of ``per_d``.
+    per_d : callable, optional
+        ``per_d(d, kwargs) -> dict``: ``Grid`` arguments that depend on ``d`` (one grid per ``d``, added up).
+    """
 
     name: str
-    title: str
+    caption: str
     claims: str
+    chapter: str
     grids: dict
     plot: object
+    extras: tuple = ()
+    per_d: object = None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Per-d grid rules
+# --------------------------------------------------------------------------------------------------------------------
+def _single(kw, key, default):
+    value = kw.get(key, default)
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if len(values) != 1:
+        raise ValueError(f"this figure's per-d sample sizes need one value of {key}, got {value!r}")
+    return values[0]
+
+
+def recovery_sizes(d, *, gamma, eps=0.5, q=2, deltas=(0.25, 0.5, 0.75)) -> np.ndarray:
+    """Chapter 3's nested path of sample sizes at dimension ``d`` (ints, sorted, distinct).
+
+    Two points per octave from ``n_1* / 16`` to ``40 n_{d1}*`` (BBP thresholds ``n_k* = D / (2 lambda_k^2)``), plus
+    the matching-bound points ``n_k d^{-+delta}`` for each ``delta``, with the theorem's ``n_k = d^q / lambda_k^2``.
+    """
+    n_star = theory.recovery_thresholds(d=d, gamma=gamma, eps=eps, q=q, convention="bbp")
+    base = n_star[0] * 2.0 ** (np.arange(-8, 40) / 2)
+    base = base[base <= 40 * n_star[-1]]
+    n_k = theory.recovery_thresholds(d=d, gamma=gamma, eps=eps, q=q, convention="paper")
+    matching = [n_k * float(d) ** (sign * delta) for delta in deltas for sign in (-1, 1)]
+    return np.unique(np.round(np.concatenate([base, *matching])).astype(int))
+
+
+def _recovery_rule(d, kw):
+    if "alpha" in kw or "n" in kw:
+        return {}
+    sizes = recovery_sizes(d, gamma=_single(kw, "gamma", None), eps=_single(kw, "eps", 0.5),
+                           q=_single(kw, "q", 2), deltas=tuple(kw["deltas"]))
+    return {"n": [int(v) for v in sizes]}
+
+
+def _width_rule(d, kw):
+    """``eps`` giving ``d1 = floor(d^eps)`` = the ``d1`` entry, and ``n = ratio * D`` for each of ``ratios``."""
+    out = {}
+    if "eps" not in kw:
+        out["eps"] = math.log(kw["d1"] + 0.5) / math.log(d)
+    if "ratios" in kw and "n" not in kw and "alpha" not in kw:
+        D = feature_dimension(d, _single(kw, "q", 2))
+        out["n"] = [int(r) * D for r in kw["ratios"]]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Drawing helpers
 # --------------------------------------------------------------------------------------------------------------------
-def _mean_sem(df, by, col):
-    return _sweep.mean_sem(df, by, col).reset_index()
-
-
-def _styles(df):
-    modes = list(dict.fromkeys(df["mode"]))
-    return {m: ("-" if m == "hermite" else "--") for m in modes}
-
-
-def _curves(ax, df, col, family, *, theory=None, label_fmt="{}"):
-    """Mean ± s.e.m. of ``col`` against ``alpha``, one curve per value of ``family`` (and line style per mode)."""
-    styles = _styles(df)
-    colors = {}
-    for (val, mode), part in df.groupby([family, "mode"], sort=True):
-        stats = _mean_sem(part, "alpha", col)
-        color = colors.setdefault(val, f"C{len(colors)}")
-        label = label_fmt.format(val) + ("" if len(styles) == 1 else f" ({mode})")
-        ax.errorbar(stats["alpha"], stats["mean"], yerr=stats["sem"], fmt="o", ls=styles[mode], ms=3, capsize=2,
-                    color=color, label=label)
-        if theory is not None and theory in part.columns and mode == next(iter(styles)):
-            th = part.groupby("alpha")[theory].mean()
-            ax.plot(th.index, th.values, ":", color=color, lw=1)
-    ax.set_xlabel(r"$\alpha = \log n / \log d$")
-    ax.legend(fontsize=7)
-
-
-def _new_figure(ncols, title):
+def _new_figure(ncols, nrows=1, **kw):
     import matplotlib.pyplot as plt  # the caller's backend (inline in notebooks; the CLI selects Agg)
 
-    fig, axes = plt.subplots(1, ncols, figsize=(max(6.0, 4.2 * ncols), 3.6), constrained_layout=True)
-    fig.suptitle(title, fontsize=10)
-    return fig, np.atleast_1d(axes)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH, ROW_HEIGHT * nrows), constrained_layout=True,
+                             squeeze=False, **kw)
+    return fig, axes.ravel()
 
 
-def _plot_mse_overlap(family, label_fmt):
-    def draw(df, spec):
-        fig, (ax1, ax2) = _new_figure(2, spec.title)
-        _curves(ax1, df, "mse", family, theory="mse_refined", label_fmt=label_fmt)
-        ax1.set_ylabel("test MSE (standardised labels)")
-        _curves(ax2, df, "q_h", family, label_fmt=label_fmt)
-        ax2.set_ylabel(r"overlap $q_h$")
-        ax1.text(0.02, 0.02, "dotted: SPEC B2 prediction", transform=ax1.transAxes, fontsize=7)
-        return fig
-    return draw
+def _log(ax, *, x=True, y=True):
+    """Log scales without minor tick labels (they overlap on short ranges)."""
+    from matplotlib.ticker import NullFormatter
+
+    for on, axis, set_scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
+        if on:
+            set_scale("log")
+            axis.set_minor_formatter(NullFormatter())
 
 
-def _plot_fig4(df, spec):
-    fig, (axA, axB, axC) = _new_figure(3, spec.title)
-    long = _sweep.cos2_long(df)
-    d_small, d_large = int(df["d"].min()), int(df["d"].max())
-    part = long[long["d"] == d_small]
-    d1 = int(part["d1"].iloc[0])
-    wanted = [i for i in (1, 3, 5, 8, 12, 15, 18, 20) if i <= d1] or list(range(1, d1 + 1))
-    styles = _styles(df)
-    for c, i in enumerate(wanted):
-        for mode, sub in part[part["i"] == i].groupby("mode"):
-            st = _mean_sem(sub, "alpha", "cos2")
-            axA.plot(st["alpha"], st["mean"], marker="o", ms=3, ls=styles[mode], color=f"C{c % 10}",
-                     label=f"i={i}" if mode == next(iter(styles)) else None)
-            sub = sub.assign(one_minus_cos=1.0 - np.sqrt(sub["cos2"].clip(0.0, 1.0)))
-            st = _mean_sem(sub, "n", "one_minus_cos")
-            axB.loglog(st["n"], st["mean"], marker="o", ms=3, ls=styles[mode], color=f"C{c % 10}")
-    ns = np.array(sorted(part["n"].unique()), dtype=float)
-    axB.loglog(ns, 0.5 * ns[0] / ns, "k:", lw=1, label=r"$\propto 1/n$")
-    axA.set_xlabel(r"$\alpha$")
-    axA.set_ylabel(rf"$\cos^2\theta_i$ (d = {d_small})")
-    axA.legend(fontsize=6, ncol=2)
-    axB.set_xlabel("n")
-    axB.set_ylabel(r"$1 - \cos\theta_i$")
-    axB.legend(fontsize=7)
-    big = df[df["d"] == d_large]
-    for mode, sub in big.groupby("mode"):
-        st = _mean_sem(sub.assign(frac=sub["recovered"] / sub["d1"]), "alpha", "frac")
-        axC.errorbar(st["alpha"], st["mean"], yerr=st["sem"], fmt="o", ls=styles[mode], ms=3, label=f"{mode}")
-    if "recovered_theory" in big.columns:
-        th = big.groupby("alpha")[["recovered_theory", "d1"]].mean()
-        axC.step(th.index, th["recovered_theory"] / th["d1"], "k:", where="post", label="m(n)/d1 (BBP)")
-    axC.set_xlabel(r"$\alpha$")
-    axC.set_ylabel(rf"recovered / $d_1$ (d = {d_large}; $\cos^2 > 1/2$)")
-    axC.legend(fontsize=7)
+def _errorbar(ax, stats, *, color, open_marker=False, ls="none", label=None, marker="o"):
+    ax.errorbar(stats.index, stats["mean"], yerr=stats["sem"], fmt=marker, ls=ls, ms=3.5, capsize=2, lw=0.8,
+                color=color, mfc="white" if open_marker else color, label=label)
+
+
+def _styled(df, key):
+    """Values of ``key`` in the table, each with (open marker?, line style): the first filled, the others open."""
+    values = list(dict.fromkeys(df[key]))
+    return {v: (k > 0, "none" if k == 0 else ":") for k, v in enumerate(values)}
+
+
+def _one(df, col):
+    values = df[col].unique()
+    if len(values) != 1:
+        raise ValueError(f"this figure needs one value of {col} per curve, the table has {sorted(values.tolist())}")
+    return values[0]
+
+
+def _theory_kw(part):
+    return dict(d=int(_one(part, "d")), gamma=float(_one(part, "gamma")), eps=float(_one(part, "eps")),
+                q=int(_one(part, "q")))
+
+
+def _plot_mse_qh(df, *, style_by):
+    """Test MSE and q_h against alpha, a colour per d and a marker style per ``style_by`` (model or link);
+    lines: the B2 prediction of the MSE and SPEC B1's q_h = mean_i (1 - n_i*/n)_+ (chapter 4, Fig. 2)."""
+    fig, (ax0, ax1) = _new_figure(2)
+    styles = _styled(df, style_by)
+    for k, d in enumerate(sorted(df["d"].unique())):
+        part = df[df["d"] == d]
+        color = f"C{k}"
+        for value, (open_marker, ls) in styles.items():
+            sub = part[part[style_by] == value]
+            suffix = "" if len(styles) == 1 else f", {_MODEL_LABEL.get(value, value)}"
+            for ax, col in ((ax0, "mse"), (ax1, "q_h")):
+                st = mean_sem(sub, "alpha", col)
+                _errorbar(ax, st, color=color, open_marker=open_marker, ls=ls,
+                          label=f"$d = {d}$ ($d_1 = {int(part['d1'].iloc[0])}$){suffix}")
+                if not open_marker and len(st) >= 2 and st["mean"].iloc[0] != st["mean"].iloc[-1]:
+                    ax.axvline(half_way(st.index, st["mean"]), ymin=0.93, ymax=1.0, color=color, lw=2)
+        th = part.groupby("alpha")["n"].first()
+        if "mse_refined" in part.columns:
+            ax0.plot(th.index, part.groupby("alpha")["mse_refined"].mean(), "-", color=color, lw=1)
+        for (gamma, eps, q), sub in part.groupby(["gamma", "eps", "q"]):
+            n_star = theory.recovery_thresholds(d=int(d), gamma=float(gamma), eps=float(eps), q=int(q))
+            ns = sub.groupby("alpha")["n"].first()
+            ax1.plot(ns.index, np.clip(1 - n_star[None, :] / ns.to_numpy()[:, None], 0, None).mean(axis=1), "-",
+                     color=color, lw=1)
+    ax0.set_ylabel("test MSE (standardised labels)")
+    ax1.set_ylabel("overlap $q_h$")
+    for ax in (ax0, ax1):
+        ax.set_xlabel(_ALPHA_LABEL)
+    ax0.legend(frameon=False, fontsize=7)
     return fig
 
 
-def _plot_rate(df, spec):
-    fig, (ax,) = _new_figure(1, spec.title)
-    styles = _styles(df)
-    for mode, sub in df.groupby("mode"):
-        st = _mean_sem(sub, "n", "mse")
-        ax.errorbar(st["n"], st["mean"], yerr=st["sem"], fmt="o", ls=styles[mode], ms=3, label=f"MSE ({mode})")
-    for col, ls, label in (("mse_tail", "k:", "tail sum (Eq. 2.15)"), ("mse_refined", "k-.", "SPEC B2")):
-        if col in df.columns:
-            th = df.groupby("n")[col].mean()
-            ax.plot(th.index, th.values, ls, lw=1, label=label)
-    gamma = float(df["gamma"].iloc[0])
-    if gamma > 0.5:
-        beta = 1.0 - 1.0 / (2.0 * gamma)
-        ns = np.array(sorted(df["n"].unique()), dtype=float)
-        mid = df[df["n"] == ns[len(ns) // 2]]["mse"].mean()
-        ax.loglog(ns, mid * (ns / ns[len(ns) // 2]) ** -beta, color="0.5", lw=1,
-                  label=rf"$n^{{-{beta:g}}}$")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("n")
-    ax.set_ylabel("test MSE")
-    ax.legend(fontsize=7)
+def _plot_fig2(df):
+    return _plot_mse_qh(df, style_by="model")
+
+
+def _plot_fig5(df):
+    return _plot_mse_qh(df, style_by="g")
+
+
+def _plot_fig3(df):
+    """Test MSE against alpha for each gamma, one panel per model; lines: the B2 prediction (chapter 4, Fig. 3)."""
+    models = list(dict.fromkeys(df["model"]))
+    fig, axes = _new_figure(len(models), sharey=True)
+    gammas = sorted(df["gamma"].unique())
+    for ax, model in zip(axes, models):
+        part = df[df["model"] == model]
+        for k, gamma in enumerate(gammas):
+            sub = part[part["gamma"] == gamma]
+            color = _viridis(k, len(gammas))
+            _errorbar(ax, mean_sem(sub, "alpha", "mse"), color=color, label=rf"$\gamma = {gamma:g}$")
+            if model == GE and "mse_refined" in sub.columns:
+                th = sub.groupby("alpha")["mse_refined"].mean()
+                ax.plot(th.index, th.values, "-", color=color, lw=1)
+        ax.set_xlabel(_ALPHA_LABEL)
+        ax.text(0.03, 0.04, "real Hermite model" if model == "hermite" else "Gaussian-equivalent model",
+                transform=ax.transAxes, fontsize=8)
+    axes[0].set_ylabel("test MSE")
+    axes[-1].legend(frameon=False, fontsize=7)
+    return fig
+
+
+def _viridis(k, count):
+    import matplotlib
+
+    return matplotlib.colormaps["viridis"](k / max(count - 1, 1))
+
+
+def _plot_fig4(df):
+    """The paper's Fig. 4 at the largest d: (a) cos^2 theta_i against alpha per direction, GE filled and real open;
+    (b) 1 - |<u_k, A_k>| against n / n_k* (GE, above 4 n_k*), with a 1/n guide; (c) recovered directions against
+    alpha with Corollary 3.1's staircase m_n (chapter 3)."""
+    fig, (axA, axB, axC) = _new_figure(3)
+    d = int(df["d"].max())
+    part = df[df["d"] == d]
+    kw = _theory_kw(part)
+    d1 = int(part["d1"].iloc[0])
+    styles = _styled(part, "model")
+    cos2 = long_form(part, "cos2")
+    for model, (open_marker, ls) in styles.items():
+        for i in range(1, d1 + 1):
+            st = mean_sem(cos2[(cos2["model"] == model) & (cos2["i"] == i)], "alpha", "cos2")
+            _errorbar(axA, st, color=_viridis(i - 1, d1), open_marker=open_marker, ls=ls,
+                      label=f"$i = {i}$" if not open_marker else None)
+    axA.set_xlabel(_ALPHA_LABEL)
+    axA.set_ylabel(rf"$\cos^2\theta_i$ ($d = {d}$)")
+    axA.legend(frameon=False, fontsize=6)
+    if "overlap_1" in part.columns:
+        first = next(iter(styles))
+        ov = long_form(part[part["model"] == (GE if GE in styles else first)], "overlap")
+        n_star = theory.recovery_thresholds(**kw)
+        for k in range(1, d1 + 1):
+            sub = ov[(ov["i"] == k) & (ov["n"] >= 4 * n_star[k - 1])]
+            if sub.empty:
+                continue
+            st = mean_sem(sub.assign(loss=1 - np.sqrt(sub["overlap"].clip(0, 1))), "n", "loss")
+            st.index = st.index / n_star[k - 1]
+            _errorbar(axB, st, color=_viridis(k - 1, d1))
+        guide = np.geomspace(4, 40, 10)
+        axB.plot(guide, 0.5 / guide, "k--", lw=1, label=r"$\propto 1/n$")
+        _log(axB)
+        axB.legend(frameon=False, fontsize=7)
+    axB.set_xlabel("$n / n_k^*$")
+    axB.set_ylabel(r"$1 - |\langle u_k, A_k\rangle|$")
+    for model, (open_marker, ls) in styles.items():
+        sub = part[part["model"] == model]
+        _errorbar(axC, mean_sem(sub, "alpha", "recovered"), color="C0" if not open_marker else "C3",
+                  open_marker=open_marker, ls=ls, label=_MODEL_LABEL[model])
+    ns = part.groupby("alpha")["n"].first()
+    axC.step(ns.index, theory.recovered_count(ns.to_numpy(), convention="corollary", **kw), "k-", where="post",
+             lw=1, label="$m_n$ (Cor. 3.1)")
+    axC.set_xlabel(_ALPHA_LABEL)
+    axC.set_ylabel(f"recovered directions (of $d_1 = {d1}$)")
+    axC.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def _plot_rate(df):
+    """Test MSE (filled) and first-layer error (open) against n, one panel per gamma (a colour per d); lines: the
+    tail sum (dotted), the B2 sum (solid) and its continuum asymptote (dashed) (chapter 4, the rate)."""
+    gammas = sorted(df["gamma"].unique())
+    fig, axes = _new_figure(len(gammas), sharey=True)
+    df = df.assign(mse_fl=first_layer_error(df))
+    ds = sorted(df["d"].unique())
+    for ax, gamma in zip(axes, gammas):
+        for k, d in enumerate(ds):
+            part = df[(df["gamma"] == gamma) & (df["d"] == d)]
+            kw, color = _theory_kw(part), f"C{k}"
+            suffix = "" if len(ds) == 1 else f", $d = {d}$"
+            _errorbar(ax, mean_sem(part, "n", "mse"), color=color, label="test MSE" + suffix)
+            _errorbar(ax, mean_sem(part, "n", "mse_fl"), color=color, open_marker=True,
+                      label="first-layer error" + suffix)
+            nn = np.geomspace(part["n"].min(), part["n"].max(), 300)
+            first = k == 0
+            ax.plot(nn, theory.mse_prediction(nn, **kw), ":", color="k", lw=1,
+                    label="tail sum (Eq. 2.15)" if first else None)
+            ax.plot(nn, theory.mse_prediction(nn, **kw, refined=True), "-", color="k", lw=1,
+                    label="B2 sum" if first else None)
+            if gamma > 0.5:
+                ax.plot(nn, theory.mse_asymptotic(nn, **kw, refined=True), "--", color="0.5", lw=1,
+                        label=r"$C (n/n_1^*)^{-\beta}$" if first else None)
+        _log(ax)
+        ax.set_xlabel("$n$")
+        ax.text(0.04, 0.04, rf"$\gamma = {gamma:g}$", transform=ax.transAxes, fontsize=8)
+    axes[0].set_ylabel("error (standardised labels)")
+    axes[0].legend(frameon=False, fontsize=6, loc="lower left", bbox_to_anchor=(0, 0.1))
+    return fig
+
+
+def _plot_scaling(df):
+    """First-layer error (open) and test MSE (filled) against D at fixed n / D, one colour per ratio; lines: the
+    B2 sum at each ratio, a function of n / D alone (chapter 4, d-scaling)."""
+    fig, (ax,) = _new_figure(1)
+    df = df.assign(mse_fl=first_layer_error(df), ratio=df["n"] // df["D"])
+    for k, (ratio, part) in enumerate(df.groupby("ratio")):
+        _errorbar(ax, mean_sem(part, "D", "mse"), color=f"C{k}", ls="-", label=f"test MSE, $n = {ratio} D$")
+        _errorbar(ax, mean_sem(part, "D", "mse_fl"), color=f"C{k}", open_marker=True, ls=":",
+                  label=f"first-layer error, $n = {ratio} D$")
+        if "mse_refined" in part.columns:
+            th = part.groupby("D")["mse_refined"].mean()
+            ax.plot(th.index, th.values, "-", color="0.5", lw=1)
+    _log(ax)
+    ax.set_xlabel("feature dimension $D$")
+    ax.set_ylabel("error (standardised labels)")
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def _plot_floor(df):
+    """Test MSE (filled) and first-layer error (open) against n for each d (real model, gamma = 1); lines: the B2
+    prediction and an n^(-1/2) guide through its last point (chapter 4, the finite-d floor)."""
+    fig, (ax,) = _new_figure(1)
+    df = df.assign(mse_fl=first_layer_error(df))
+    for k, d in enumerate(sorted(df["d"].unique())):
+        part = df[df["d"] == d]
+        kw = _theory_kw(part)
+        _errorbar(ax, mean_sem(part, "n", "mse"), color=f"C{k}", label=f"$d = {d}$: test MSE")
+        _errorbar(ax, mean_sem(part, "n", "mse_fl"), color=f"C{k}", open_marker=True,
+                  label=f"$d = {d}$: first-layer error")
+        nn = np.geomspace(part["n"].min(), part["n"].max(), 200)
+        b2 = theory.mse_prediction(nn, **kw, refined=True)
+        ax.plot(nn, b2, "-", color=f"C{k}", lw=1)
+        ax.plot(nn, b2[-1] * (nn / nn[-1]) ** -0.5, "--", color=f"C{k}", lw=0.8)
+    _log(ax)
+    ax.set_xlabel("$n$")
+    ax.set_ylabel("error (standardised labels)")
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def _plot_links(df):
+    """cos^2 theta_i against n per direction, one panel per link (Gaussian-equivalent model; chapter 5)."""
+    links = list(dict.fromkeys(df["g"]))
+    fig, axes = _new_figure(len(links), sharey=True)
+    cos2 = long_form(df, "cos2")
+    d1 = int(df["d1"].max())
+    for ax, g in zip(axes, links):
+        part = cos2[cos2["g"] == g]
+        for i in range(1, d1 + 1):
+            _errorbar(ax, mean_sem(part[part["i"] == i], "n", "cos2"), color=f"C{(i - 1) % 10}", label=f"$i = {i}$")
+        ax.axhline(0.5, color="0.7", lw=0.8, ls=":")
+        _log(ax, y=False)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("$n$")
+        ax.text(0.04, 0.9, rf"$g = \mathrm{{{g}}}$", transform=ax.transAxes, fontsize=8)
+    axes[0].set_ylabel(r"$\cos^2\theta_i$")
+    axes[-1].legend(frameon=False, fontsize=7, loc="lower right")
     return fig
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------------------------------
-_FIG2_GRIDS = {"ci": dict(d=[12, 20, 30], gamma=0.4, alpha=_alphas(1.6, 3.8, 0.2), seeds=4, g="id"),
-               "paper": dict(d=[120, 250, 400], gamma=0.4, alpha=_alphas(1.6, 3.0, 0.1), seeds=10, g="id")}
+_FIG2 = {"ci": dict(d=[12, 20, 30], gamma=0.4, alpha=_alphas(1.6, 3.8, 0.2), seeds=4, g="id"),
+         "paper": dict(d=[120, 250, 400], gamma=0.4, alpha=_alphas(1.6, 3.0, 0.1), seeds=10, g="id")}
+_BOTH = ["hermite", GE]
 
-FIGURES = {
-    "fig2": FigureSpec(
-        "fig2", "Fig. 2: gamma = 0.4, g = id: test MSE and overlap q_h vs alpha", "C3, C5, C9",
-        _FIG2_GRIDS, _plot_mse_overlap("d", "d = {}")),
-    "fig3": FigureSpec(
-        "fig3", "Fig. 3: one d, gamma = 0 ... 1: test MSE and overlap q_h vs alpha", "C5, C6",
-        {"ci": dict(d=20, gamma=_alphas(0.0, 1.0, 0.2), alpha=_alphas(1.6, 3.4, 0.2), seeds=4, g="id"),
-         "paper": dict(d=400, gamma=_alphas(0.0, 1.0, 0.2), alpha=_alphas(1.6, 3.0, 0.1), seeds=10, g="id")},
-        _plot_mse_overlap("gamma", "gamma = {}")),
-    "fig4": FigureSpec(
-        "fig4", "Fig. 4: gamma = 0.4: per-direction recovery, 1/n refinement, recovered count", "C3, C4, B1",
-        {"ci": dict(d=[16, 24], gamma=0.4, alpha=_alphas(1.6, 3.4, 0.2), seeds=4, g="id",
-                    mode=["hermite", "gaussian"]),
-         "paper": dict(d=[400, 800], gamma=0.4, alpha=_alphas(1.8, 2.8, 0.1), seeds=10, g="id")},
-        _plot_fig4),
-    "fig5": FigureSpec(  # Fig. 2 with the nonlinear link
-        "fig5", "Fig. 5: g = tanh, gamma = 0.4: test MSE and overlap q_h vs alpha", "C7",
-        {scale: {**grid, "g": "tanh"} for scale, grid in _FIG2_GRIDS.items()}, _plot_mse_overlap("d", "d = {}")),
-    "rate": FigureSpec(
-        "rate", "Rate check: gamma = 1: MSE vs the tail sum and the n^(-1/2) rate", "C5, B2",
-        {"ci": dict(d=24, gamma=1.0, alpha=_alphas(1.6, 3.4, 0.2), seeds=4, g="id", mode=["hermite", "gaussian"]),
-         "paper": dict(d=800, gamma=1.0, alpha=_alphas(1.9, 2.9, 0.1), seeds=10, g="id")},
-        _plot_rate),
-}
+FIGURES = {spec.name: spec for spec in (
+    FigureSpec("fig2", "gamma = 0.4, g = id: test MSE and overlap q_h against alpha (the paper's Fig. 2)",
+               "C3, C5, C9", "04-scaling-law cell 24 (and 05-nonlinear cell 12)", _FIG2, _plot_fig2),
+    FigureSpec("fig3", "one d, gamma = 0 ... 1: test MSE against alpha, both models (the paper's Fig. 3)",
+               "C5, C6", "04-scaling-law cell 27",
+               {"ci": dict(d=20, gamma=_alphas(0.0, 1.0, 0.2), alpha=_alphas(1.6, 3.4, 0.2), seeds=4, g="id",
+                           model=_BOTH),
+                "paper": dict(d=400, gamma=_alphas(0.0, 1.0, 0.2), alpha=_alphas(1.6, 3.0, 0.1), seeds=10, g="id",
+                              model=_BOTH)},
+               _plot_fig3),
+    FigureSpec("fig4", "gamma = 0.4: per-direction recovery, the 1/n law, recovered count (the paper's Fig. 4)",
+               "C3, C4, C9, B1, B6", "03-recovery cell 9 (n_path, the runs)",
+               {"ci": dict(d=[16, 23, 30], gamma=0.4, eps=0.5, seeds=6, g="id", model=[GE, "hermite"],
+                           deltas=[0.25, 0.5, 0.75]),
+                # d = 400 would need ~2.6 TB per task on this path (n up to 7e8 at 146 sizes): 60-150 fit 4-63 GiB
+                "paper": dict(d=[60, 100, 150], gamma=0.4, eps=0.5, seeds=10, g="id", model=[GE, "hermite"],
+                              deltas=[0.25, 0.5, 0.75])},
+               _plot_fig4, extras=("deltas",), per_d=_recovery_rule),
+    FigureSpec("fig5", "g = id and tanh, gamma = 0.4: test MSE and overlap q_h against alpha (the paper's Fig. 5)",
+               "C7", "05-nonlinear cell 12 (its fig2 and fig5 sweeps together)",
+               {scale: {**kw, "g": ["id", "tanh"]} for scale, kw in _FIG2.items()}, _plot_fig5),
+    FigureSpec("rate", "GE, gamma = 0.75, 1, 1.5: test MSE and first-layer error against n, the rate",
+               "C5, B2", "04-scaling-law cell 15 (OWN rate_*)",
+               {"ci": dict(d=16, d1=40, gamma=[0.75, 1.0, 1.5], n=[int(round(500 * 2 ** (k / 2))) for k in range(15)],
+                           seeds=6, model=GE),
+                "paper": dict(d=40, d1=120, gamma=[0.75, 1.0, 1.5],
+                              n=[int(round(2000 * 2 ** (k / 2))) for k in range(19)], seeds=10, model=GE)},
+               _plot_rate, extras=("d1",), per_d=_width_rule),
+    FigureSpec("scaling", "GE, gamma = 1, d1 = 10: errors against D at fixed n / D (the d-dependence)",
+               "C5", "04-scaling-law cell 13 (OWN scale_*)",
+               {"ci": dict(d=[12, 17, 24], d1=10, ratios=[6, 24], gamma=1.0, seeds=8, model=GE),
+                "paper": dict(d=[24, 34, 48], d1=10, ratios=[6, 24], gamma=1.0, seeds=10, model=GE)},
+               _plot_scaling, extras=("d1", "ratios"), per_d=_width_rule),
+    FigureSpec("floor", "real model, gamma = 1: test MSE and first-layer error against n, the finite-d floor",
+               "B6", "04-scaling-law cell 30 (OWN real_*)",
+               {"ci": dict(d=[20, 30], gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=3),
+                "paper": dict(d=[120, 250, 400], gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=10)},
+               _plot_floor),
+    FigureSpec("links", "GE, gamma = 0.4: per-direction recovery for g = id and g = tanh against n",
+               "C7", "05-nonlinear cell 7 (D_GE, SEEDS_GE; there id and tanh share their data)",
+               {"ci": dict(d=30, gamma=0.4, g=["id", "tanh"], model=GE, alpha=_alphas(1.9, 3.6, 0.05), seeds=6),
+                "paper": dict(d=60, gamma=0.4, g=["id", "tanh"], model=GE, alpha=_alphas(1.9, 3.6, 0.05),
+                              seeds=10)},
+               _plot_links),
+)}
 
 
 def names() -> list:
@@ -187,28 +430,52 @@ def names() -> list:
     return list(FIGURES)
 
 
-def _spec(name):
+def spec(name: str) -> FigureSpec:
+    """The :class:`FigureSpec` of figure ``name`` (a ValueError naming the choices if unknown)."""
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}: choose from {names()}")
     return FIGURES[name]
 
 
-def grid(name: str, scale: str = "ci", **overrides) -> _sweep.Grid:
-    """The :class:`hiermodel.sweep.Grid` of figure ``name`` at ``scale``, with keyword ``overrides`` applied."""
-    spec = _spec(name)
+def grid(name: str, scale: str = "ci", **overrides) -> sweep.Grid:
+    """The :class:`hiermodel.sweep.Grid` of figure ``name`` at ``scale``, with keyword ``overrides`` applied.
+
+    Overrides replace registry entries (``d=[8, 10]``, ``seeds=2``, ``model="hermite"``, ...); giving ``alpha``
+    replaces a registered ``n`` and vice versa. Figures with per-``d`` settings (``fig4``, ``rate``, ``scaling``)
+    recompute them for the overridden ``d``, and take their own parameters too (``deltas``, ``d1``, ``ratios``).
+    """
+    s = spec(name)
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: choose from {SCALES}")
-    kwargs = dict(spec.grids[scale])
-    kwargs.update(overrides)
-    return _sweep.Grid(**kwargs)
+    unknown = sorted(set(overrides) - _GRID_KEYS - set(s.extras))
+    if unknown:
+        raise ValueError(f"unknown grid key(s) {unknown} for {name}: use Grid arguments"
+                         + (f" or {list(s.extras)}" if s.extras else ""))
+    kw = dict(s.grids[scale])
+    for axis, other in (("alpha", "n"), ("n", "alpha")):
+        if axis in overrides:
+            kw.pop(other, None)
+    kw.update(overrides)
+    if s.per_d is None:
+        return sweep.Grid(**kw)
+    ds = kw.pop("d")
+    grids = []
+    for d in ds if isinstance(ds, (list, tuple)) else [ds]:
+        part = {k: v for k, v in kw.items() if k not in s.extras}
+        part.update(s.per_d(d, kw), d=d)
+        grids.append(sweep.Grid(**part))
+    return sum(grids)
 
 
 def plot(name: str, df):
-    """Draw figure ``name`` from a sweep table (theory columns are used when present); returns the Figure."""
-    spec = _spec(name)
+    """Draw figure ``name`` from its sweep table (theory columns of ``sweep.add_theory`` are used when present).
+
+    Returns the :class:`matplotlib.figure.Figure` (no title; the caption belongs to the page that shows it).
+    """
+    s = spec(name)
     if len(df) == 0:
         raise ValueError("the table is empty")
-    return spec.plot(df, spec)
+    return s.plot(df)
 
 
 def make(name: str, scale: str = "ci", out_dir=".", *, overrides=None, **run_kwargs) -> dict:
@@ -220,7 +487,7 @@ def make(name: str, scale: str = "ci", out_dir=".", *, overrides=None, **run_kwa
     g = grid(name, scale, **(overrides or {}))
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    df = _sweep.add_theory(_sweep.run(g, **run_kwargs))
+    df = sweep.add_theory(sweep.run(g, **run_kwargs))
     table = out / f"{name}-{scale}.csv"
     df.to_csv(table, index=False)
     fig = plot(name, df)

@@ -17,14 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hiermodel import sweep
+from hiermodel import metrics, sweep
+from hiermodel.data import SampleStream
+from hiermodel.estimator import LayerwiseSpectral
+from hiermodel.sweep import _backends, _cache, _task
 
 TIMING = ["wall_s"]
 
 
 def small_grid(**kw):
-    args = dict(d=[8, 10], gamma=[0.4, 1.0], alpha=[2.0, 2.5, 3.0], seeds=2, mode=["hermite", "gaussian"],
-                n_test=500)
+    args = dict(d=[8, 10], gamma=[0.4, 1.0], alpha=[2.0, 2.5, 3.0], seeds=2,
+                model=["hermite", "gaussian-equivalent"], n_test=500)
     args.update(kw)
     return sweep.Grid(**args)
 
@@ -43,10 +46,11 @@ def reference():
 def test_table_is_tidy(reference):
     df = reference
     assert len(df) == 2 * 2 * 2 * 2 * 3  # d, gamma, seed, mode, n
-    for col in ["d", "d1", "D", "gamma", "q", "g", "eps", "mode", "seed", "alpha", "n", "mse", "q_h", "recovered",
-                "cos2_1", "cos2_3", "eig_1", "eig_3", "method", "wall_s"]:
+    for col in ["d", "d1", "D", "gamma", "q", "g", "eps", "model", "seed", "alpha", "n", "mse", "q_h", "recovered",
+                "cos2_1", "cos2_3", "overlap_1", "overlap_3", "angle_cos2_1", "angle_cos2_3", "eig_1", "eig_3",
+                "method", "wall_s"]:
         assert col in df.columns
-    assert not df.duplicated(["d", "gamma", "q", "g", "eps", "mode", "seed", "n"]).any()
+    assert not df.duplicated(["d", "gamma", "q", "g", "eps", "model", "seed", "n"]).any()
     assert set(df["n"][df["d"] == 10]) == {100, 316, 1000}
     assert df.loc[df["d"] == 8, "cos2_3"].isna().all() and df.loc[df["d"] == 10, "cos2_3"].notna().all()
     assert df["q_h"].between(0, 1 + 1e-9).all() and df["mse"].between(0, 5).all()
@@ -55,25 +59,24 @@ def test_table_is_tidy(reference):
     # q_h is the mean of cos2 over directions (orthonormal A_i, d1-dimensional estimate)
     np.testing.assert_allclose(cos2.mean(axis=1), df.loc[df["d"] == 10, "q_h"], rtol=1e-10)
     # wall time: one value per task, shared by its rows
-    assert (df.groupby(["d", "gamma", "mode", "seed"])["wall_s"].nunique() == 1).all()
+    assert (df.groupby(["d", "gamma", "model", "seed"])["wall_s"].nunique() == 1).all()
 
 
 def test_metrics_selection_and_theory(reference):
     df = sweep.run(small_grid(), cache_dir=False, progress=False, metrics=["mse", "q_h"])
-    assert not any(c.startswith(("cos2_", "eig_")) for c in df.columns) and "wall_s" not in df.columns
+    assert not any(c.startswith(("cos2_", "eig_", "overlap_", "angle_")) for c in df.columns)
+    assert "wall_s" not in df.columns
     np.testing.assert_array_equal(df["mse"], reference["mse"])
     th = sweep.add_theory(reference)
     for col in ["mse_tail", "mse_refined", "recovered_theory", "recovered_corollary"]:
         assert th[col].notna().all()
-    assert (th.groupby(["d", "gamma", "mode", "seed"])["recovered_theory"].diff().dropna() >= 0).all()
-    long = sweep.cos2_long(reference)
-    assert len(long) == (reference["d1"]).sum() and set(long["i"]) == {1, 2, 3}
+    assert (th.groupby(["d", "gamma", "model", "seed"])["recovered_theory"].diff().dropna() >= 0).all()
 
 
 def test_seed_depends_only_on_parameters():
     full = small_grid().tasks()
-    alone = small_grid(d=[10], gamma=[1.0], seeds=[1], mode=["gaussian"]).tasks()[0]
-    twin = next(t for t in full if (t.d, t.gamma, t.seed, t.mode) == (10, 1.0, 1, "gaussian"))
+    alone = small_grid(d=[10], gamma=[1.0], seeds=[1], model=["gaussian-equivalent"]).tasks()[0]
+    twin = next(t for t in full if (t.d, t.gamma, t.seed, t.model) == (10, 1.0, 1, "gaussian-equivalent"))
     assert alone.seed_sequence().entropy == twin.seed_sequence().entropy
     assert alone.cache_key() == twin.cache_key()
     entropies = {tuple(t.seed_sequence().entropy) for t in full}
@@ -100,7 +103,7 @@ def test_results_independent_of_order_workers_and_cache(reference, tmp_path):
 
 def test_pool_workers_use_one_blas_thread():
     ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx, initializer=sweep._limit_blas,
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx, initializer=_backends.limit_blas,
                                                 initargs=(1,)) as pool:
         info = pool.submit(_blas_info).result()
     assert info and all(n == 1 for n in info)
@@ -118,7 +121,7 @@ def _entries(root):
 
 
 def test_corrupted_entries_are_recomputed(reference, tmp_path):
-    grid = small_grid(d=[8], gamma=[0.4], mode=["hermite"])
+    grid = small_grid(d=[8], gamma=[0.4], model=["hermite"])
     first = sweep.run(grid, cache_dir=tmp_path, progress=False)
     files = _entries(tmp_path)
     assert len(files) == 2
@@ -140,7 +143,7 @@ def test_corrupted_entries_are_recomputed(reference, tmp_path):
 
 def _hammer(root, key, rounds):
     task = small_grid().tasks()[0]
-    cache = sweep._Cache(root)
+    cache = _cache.Cache(root)
     result = {"rows": [{"n": i, "x": list(range(2000))} for i in range(20)], "wall_s": 1.0}
     for _ in range(rounds):
         cache.store(task, key, result)
@@ -152,7 +155,7 @@ def test_concurrent_writers_do_not_corrupt(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
         futs = [pool.submit(_hammer, tmp_path, key, 150) for _ in range(2)]
-        cache = sweep._Cache(tmp_path)
+        cache = _cache.Cache(tmp_path)
         task = small_grid().tasks()[0]
         seen = 0
         with warnings.catch_warnings():
@@ -168,14 +171,15 @@ def test_concurrent_writers_do_not_corrupt(tmp_path):
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     import hiermodel.sweep as sw
-    fast = sw.run_task
+    from hiermodel.sweep import _task
+    fast = _task.run_task
     def slow(task):  # make each task last long enough to be killed in the middle of the sweep
         out = fast(task)
         time.sleep(0.25)
         return out
-    sw.run_task = slow
-    grid = sw.Grid(d=[8, 10], gamma=[0.4, 1.0], alpha=[2.0, 2.5, 3.0], seeds=2, mode=["hermite", "gaussian"],
-                   n_test=500)
+    _task.run_task = slow
+    grid = sw.Grid(d=[8, 10], gamma=[0.4, 1.0], alpha=[2.0, 2.5, 3.0], seeds=2,
+                   model=["hermite", "gaussian-equivalent"], n_test=500)
     sw.run(grid, cache_dir=sys.argv[1], progress=False)
     print("finished")
 """)
@@ -235,7 +239,9 @@ def test_unreachable_scheduler_is_a_value_error(tmp_path):
     (dict(alpha=[]), "grid is empty: alpha"),
     (dict(alpha=[2.0, 40.0]), "2\\^53"),
     (dict(alpha=[2.0, 2.0001]), "same n"),
-    (dict(mode="exact"), "unknown mode"),
+    (dict(model="exact"), "unknown model"),
+    (dict(model="gaussian"), "unknown model"),
+    (dict(readout="cubic"), "unknown readout"),
     (dict(g=np.tanh), "unknown g"),
     (dict(alpha=None), "exactly one of alpha"),
     (dict(n=[100]), "exactly one of alpha"),
@@ -264,7 +270,7 @@ def test_bad_run_arguments_fail_before_work(tmp_path):
 
 
 def test_cache_entry_format(tmp_path):
-    grid = small_grid(d=[8], gamma=[0.4], mode=["hermite"], seeds=[0])
+    grid = small_grid(d=[8], gamma=[0.4], model=["hermite"], seeds=[0])
     sweep.run(grid, cache_dir=tmp_path, progress=False)
     (path,) = _entries(tmp_path)
     header, body = path.read_bytes().split(b"\n", 1)
@@ -274,16 +280,66 @@ def test_cache_entry_format(tmp_path):
     assert path.name == grid.tasks()[0].cache_key() + ".json"
 
 
-def test_mean_sem_and_half_way():
-    df = pd.DataFrame({"alpha": [2.0, 2.0, 2.5, 2.5, 3.0], "q_h": [0.1, 0.3, 0.4, 0.6, 0.9]})
-    st = sweep.mean_sem(df, "alpha", "q_h")
-    assert np.allclose(st["mean"], [0.2, 0.5, 0.9])
-    assert np.allclose(st["sem"], [np.std([0.1, 0.3], ddof=1) / np.sqrt(2)] * 2 + [0.0])  # one row: sem 0
-    # half of the rise 0.2 -> 0.9 (0.55) is crossed between 2.5 (0.5) and 3.0 (0.9): alpha = 2.5 + 0.05 / 0.4 * 0.5
-    assert sweep.half_way(st.index, st["mean"]) == pytest.approx(2.5625)
-    # a drop: half of 1.0 -> 0.0 is crossed between 1 (1.0) and 2 (0.2): alpha = 1 + 0.5 / 0.8
-    assert sweep.half_way([1, 2, 3], [1.0, 0.2, 0.0]) == pytest.approx(1.625)
-    with pytest.raises(ValueError):
-        sweep.half_way([1, 2], [0.5, 0.5])
-    with pytest.raises(ValueError):
-        sweep.half_way([1, 2, 3], [0.0, 1.0])
+# Seeds of sweep v3 (before the rename mode -> model), printed by the v3 code for these two tasks. A task's seed must
+# never change with a refactor: stored book outputs and caches are compared across versions.
+V3_ENTROPY = {"hermite": [0, 2097105175, 1908373788, 2812367341, 1344882566],
+              "gaussian-equivalent": [0, 1846921482, 2639199431, 2816979750, 227137638]}
+
+
+@pytest.mark.parametrize("model", sorted(V3_ENTROPY))
+def test_seeds_unchanged_since_v3(model):
+    task = sweep.Grid(d=8, gamma=0.4, alpha=[2.0], seeds=1, model=model).tasks()[0]
+    assert task.seed_sequence().entropy == V3_ENTROPY[model]
+    other = sweep.Grid(d=10, gamma=1.0, alpha=[2.0, 2.5], seeds=[3], g="tanh", model=model, base_seed=5).tasks()[0]
+    if model == "gaussian-equivalent":
+        assert other.seed_sequence().entropy == [5, 3794796797, 2699095709, 910287049, 345094979]
+
+
+def test_new_columns_equal_metrics_of_the_fitted_estimator():
+    grid = sweep.Grid(d=10, gamma=0.4, alpha=[2.0, 2.6], seeds=[1], model="gaussian-equivalent", n_test=200)
+    df = sweep.run(grid, cache_dir=False, progress=False)
+    (task,) = grid.tasks()
+    streams, target = task.streams(), task.target()
+    stream = SampleStream(target, max(task.ns), streams["train"], chunk_size=task.chunk_size, model=task.model)
+    fitted = LayerwiseSpectral(target.d1, readout=task.readout, rng=streams["solver"]).fit_path(stream, None,
+                                                                                                list(task.ns))
+    K = target.d1
+    assert list(df["n"]) == list(task.ns)
+    for (_, row), est in zip(df.iterrows(), fitted):
+        for prefix, fn in (("overlap", metrics.eigenvector_overlap), ("angle_cos2", metrics.principal_cos2),
+                           ("cos2", metrics.direction_cos2)):
+            np.testing.assert_allclose(row[[f"{prefix}_{k + 1}" for k in range(K)]].to_numpy(dtype=float),
+                                       fn(target.directions, est.directions_), rtol=0, atol=1e-12)
+    angles = df[[f"angle_cos2_{k + 1}" for k in range(K)]].to_numpy()
+    assert np.all(np.diff(angles, axis=1) <= 1e-12)  # cos^2 of the principal angles, decreasing
+    # the angles and the per-direction cos^2 describe the same two subspaces: equal sums (= d1 q_h)
+    np.testing.assert_allclose(angles.sum(axis=1), df[[f"cos2_{k + 1}" for k in range(K)]].sum(axis=1), atol=1e-10)
+
+
+def test_metric_groups_select_their_columns():
+    grid = sweep.Grid(d=8, gamma=0.4, alpha=[2.0], seeds=1, n_test=100)
+    df = sweep.run(grid, cache_dir=False, progress=False, metrics=["overlap", "angles"])
+    assert {"overlap_1", "overlap_2", "angle_cos2_1", "angle_cos2_2"} <= set(df.columns)
+    assert not any(c.startswith(("cos2_", "eig_")) for c in df.columns)
+    assert sweep.SWEEP_VERSION == 4 and {"overlap", "angles"} <= set(sweep.METRICS)
+
+
+def test_grids_add_up():
+    a = sweep.Grid(d=8, gamma=0.4, n=[64, 100], seeds=2)
+    b = sweep.Grid(d=10, gamma=0.4, eps=0.6, n=[100, 300], seeds=2)
+    both = a + b
+    assert len(both) == 4 and both.tasks() == a.tasks() + b.tasks() and sum([a, b]) == both
+    assert both.d == (8, 10) and both.eps == (0.5, 0.6) and both.n == (64, 100, 300) and both.max_d1 == 3
+    assert "+" in repr(both)
+    with pytest.raises(ValueError, match="appears in two"):
+        a + sweep.Grid(d=8, gamma=0.4, n=[64], seeds=[1])
+    df = sweep.run(both, cache_dir=False, progress=False, metrics=["q_h"])
+    assert list(df["d"]) == [8] * 4 + [10] * 4 and set(df.loc[df["d"] == 10, "n"]) == {100, 300}
+
+
+def test_task_target_is_the_one_the_task_fits():
+    task = sweep.Grid(d=8, gamma=0.4, alpha=[2.0], seeds=[2]).tasks()[0]
+    t1, t2 = task.target(), task.target()
+    np.testing.assert_array_equal(t1.directions, t2.directions)
+    assert set(task.streams()) == {"target", "train", "test", "solver"}
+    assert _task.run_task is sweep.run_task

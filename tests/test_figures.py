@@ -1,0 +1,151 @@
+"""The figure registry: its grids are the chapters' grids, its plots follow one convention, and the CLI reruns it."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import hiermodel as hm  # noqa: E402
+from hiermodel import cli, figures, sweep, theory  # noqa: E402
+
+GE = "gaussian-equivalent"
+TINY = {"d": [8, 10], "seeds": 2, "alpha": [2.0, 2.5, 3.0], "n_test": 300}
+EXTRA = {"fig3": {"gamma": [0.0, 1.0]}, "rate": {"d1": 2}, "scaling": {"d1": 2}}
+
+
+def _as_set(key, value):
+    text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    return ["--set", f"{key}={text}"]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The "ci" grids are what the chapters run (the chapters' own code, copied from the notebooks before the refactor)
+# --------------------------------------------------------------------------------------------------------------------
+def _chapter3_n_path(d, GAMMA=0.4, EPS=0.5, DELTAS=(0.25, 0.5, 0.75)):
+    """book/03-recovery.ipynb cell 9: paper_thresholds, bbp_thresholds, n_path."""
+    d1 = hm.theory.first_layer_width(d, EPS)
+    n_k = d**2 * np.arange(1, d1 + 1) ** (2 * GAMMA) * hm.theory.harmonic_number(d1, 2 * GAMMA)
+    n_star = hm.theory.recovery_thresholds(d=d, gamma=GAMMA, eps=EPS, q=2, convention="bbp")
+    base = n_star[0] * 2.0 ** (np.arange(-8, 40) / 2)
+    base = base[base <= 40 * n_star[-1]]
+    matching = [n_k * float(d) ** (sign * delta) for delta in DELTAS for sign in (-1, 1)]
+    return np.unique(np.round(np.concatenate([base, *matching])).astype(int))
+
+
+def test_fig4_is_chapter_3s_experiment():
+    chapter = sum(sweep.Grid(d=d, gamma=0.4, eps=0.5, n=list(_chapter3_n_path(d)), seeds=6, model=[GE, "hermite"])
+                  for d in (16, 23, 30))
+    assert figures.grid("fig4", "ci") == chapter
+    for d in (16, 23, 30):
+        np.testing.assert_array_equal(figures.recovery_sizes(d, gamma=0.4), _chapter3_n_path(d))
+
+
+def test_chapter_4_grids_are_registered():
+    # book/04-scaling-law.ipynb cell 1 (OWN["ci"]) and cells 13, 15, 30
+    own = dict(rate_d=16, rate_d1=40, rate_seeds=6, rate_n=[int(round(500 * 2 ** (k / 2))) for k in range(15)],
+               scale_d=(12, 17, 24), scale_seeds=8, real_d=(20, 30), real_seeds=3)
+    scaling = sum(sweep.Grid(d=d, eps=math.log(10 + 0.5) / math.log(d), gamma=1.0,
+                             n=[r * hm.feature_dimension(d, 2) for r in (6, 24)], seeds=own["scale_seeds"],
+                             model=GE) for d in own["scale_d"])
+    assert figures.grid("scaling", "ci") == scaling
+    eps_r = math.log(own["rate_d1"] + 0.5) / math.log(own["rate_d"])
+    rate = sweep.Grid(d=own["rate_d"], eps=eps_r, gamma=[0.75, 1.0, 1.5], n=own["rate_n"], seeds=own["rate_seeds"],
+                      model=GE)
+    assert figures.grid("rate", "ci") == rate
+    real = sweep.Grid(d=list(own["real_d"]), gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=own["real_seeds"])
+    assert figures.grid("floor", "ci") == real
+    # cell 27 ran fig3 once per model: the registry holds both, task for task
+    fig3 = figures.grid("fig3", "ci")
+    for model in ("hermite", GE):
+        keys = {t.cache_key() for t in figures.grid("fig3", "ci", model=model).tasks()}
+        assert keys == {t.cache_key() for t in fig3.tasks() if t.model == model}
+
+
+def test_chapter_5_grids_are_registered():
+    # cell 12: fig2 and fig5 (g = tanh) together; cell 7: d = 30, alpha 1.9 .. 3.6 by 0.05, 6 seeds
+    fig5 = {t.cache_key() for t in figures.grid("fig5", "ci").tasks()}
+    fig2 = {t.cache_key() for t in figures.grid("fig2", "ci").tasks()}
+    assert fig2 < fig5 and len(fig5) == 2 * len(fig2)
+    ns = np.unique(np.round(30 ** np.round(np.arange(1.9, 3.6001, 0.05), 2)).astype(int))
+    links = figures.grid("links", "ci")
+    assert all(t.ns == tuple(ns) and t.model == GE and t.d == 30 for t in links.tasks())
+    assert sorted({t.g for t in links.tasks()}) == ["id", "tanh"] and links.seeds == tuple(range(6))
+
+
+def test_per_d_rules_follow_overrides():
+    g = figures.grid("fig4", "ci", d=[12], seeds=1, deltas=[0.5])
+    (ns,) = {t.ns for t in g.tasks()}
+    assert ns == tuple(figures.recovery_sizes(12, gamma=0.4, deltas=(0.5,)))
+    g = figures.grid("scaling", "ci", d=[10, 12], d1=3, ratios=[2], seeds=1)
+    assert [(t.d, t.d1, t.ns) for t in g.tasks()] == [(10, 3, (2 * 55,)), (12, 3, (2 * 78,))]
+    g = figures.grid("rate", "ci", alpha=[2.0, 2.5], d1=3)  # alpha replaces the registered n
+    assert g.alpha == (2.0, 2.5) and g.n is None
+    with pytest.raises(ValueError, match="one value of gamma"):
+        figures.grid("fig4", "ci", gamma=[0.2, 0.4])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Plots and the CLI
+# --------------------------------------------------------------------------------------------------------------------
+def _check_convention(fig):
+    assert isinstance(fig, matplotlib.figure.Figure)
+    width, height = fig.get_size_inches()
+    assert width == figures.WIDTH and height % figures.ROW_HEIGHT == 0
+    assert not fig.get_suptitle()
+    for ax in fig.axes:
+        assert not ax.get_title()
+        shared_y = len(ax.get_shared_y_axes().get_siblings(ax)) > 1
+        assert ax.get_xlabel() and (ax.get_ylabel() or shared_y), "every axis is labelled"
+        for label in (ax.get_xlabel(), ax.get_ylabel()):
+            assert not label[:1].isupper(), f"axis labels start in lowercase: {label!r}"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.mark.parametrize("name", figures.names())
+def test_figure_command_and_plot(name, tmp_path, cache, capsys):
+    overrides = {**TINY, **EXTRA.get(name, {})}
+    sets = [arg for key, value in overrides.items() for arg in _as_set(key, value)]
+    assert cli.main(["figure", name, "--scale", "ci", "--out-dir", str(tmp_path), "--cache-dir", str(cache),
+                     "--no-progress", *sets]) == 0
+    png, table = tmp_path / f"{name}-ci.png", tmp_path / f"{name}-ci.csv"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    df = pd.read_csv(table)
+    assert set(df["d"]) == {8, 10} and "mse_tail" in df.columns
+    assert name in capsys.readouterr().out
+    fig = figures.plot(name, df)
+    _check_convention(fig)
+    plt.close(fig)
+
+
+def test_cli_reproduces_registry(tmp_path):
+    """``hiermodel figure NAME --scale ci`` writes exactly ``sweep.run(figures.grid(NAME, "ci"))`` (+ theory)."""
+    name, overrides = "fig2", {"d": [8], "seeds": 2, "alpha": [2.0, 2.5, 3.0], "n_test": 300}
+    sets = [arg for key, value in overrides.items() for arg in _as_set(key, value)]
+    assert cli.main(["figure", name, "--scale", "ci", "--out-dir", str(tmp_path), "--no-cache", "--no-progress",
+                     *sets]) == 0
+    written = pd.read_csv(tmp_path / f"{name}-ci.csv")
+    expected = sweep.add_theory(sweep.run(figures.grid(name, "ci", **overrides), cache_dir=False, progress=False))
+    assert list(written.columns) == list(expected.columns)
+    numeric = [c for c in expected.columns if c != "wall_s" and pd.api.types.is_numeric_dtype(expected[c])]
+    np.testing.assert_allclose(written[numeric].to_numpy(dtype=float), expected[numeric].to_numpy(dtype=float),
+                               rtol=1e-12, atol=0, equal_nan=True)
+    for col in ("model", "g", "method"):
+        assert list(written[col]) == list(expected[col])
+
+
+def test_plot_rejects_bad_tables():
+    with pytest.raises(ValueError, match="empty"):
+        figures.plot("fig2", pd.DataFrame())
+    with pytest.raises(ValueError, match="unknown figure"):
+        figures.plot("fig9", pd.DataFrame({"d": [1]}))
+    assert theory.first_layer_width(30, 0.5) == 5

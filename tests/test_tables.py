@@ -1,0 +1,133 @@
+"""Table analysis: every helper against hand-computed cases, and its input validation."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hiermodel import theory
+from hiermodel.tables import (bootstrap_slope, cos2_long, crossing, first_layer_error, half_way, long_form,
+                              loglog_slope, mean_sem)
+
+
+def test_mean_sem_and_half_way():
+    df = pd.DataFrame({"alpha": [2.0, 2.0, 2.5, 2.5, 3.0], "q_h": [0.1, 0.3, 0.4, 0.6, 0.9]})
+    st = mean_sem(df, "alpha", "q_h")
+    assert np.allclose(st["mean"], [0.2, 0.5, 0.9])
+    assert np.allclose(st["sem"], [np.std([0.1, 0.3], ddof=1) / np.sqrt(2)] * 2 + [0.0])  # one row: sem 0
+    # half of the rise 0.2 -> 0.9 (0.55) is crossed between 2.5 (0.5) and 3.0 (0.9): alpha = 2.5 + 0.05 / 0.4 * 0.5
+    assert half_way(st.index, st["mean"]) == pytest.approx(2.5625)
+    # a drop: half of 1.0 -> 0.0 is crossed between 1 (1.0) and 2 (0.2): alpha = 1 + 0.5 / 0.8
+    assert half_way([1, 2, 3], [1.0, 0.2, 0.0]) == pytest.approx(1.625)
+    with pytest.raises(ValueError, match="different first and last"):
+        half_way([1, 2], [0.5, 0.5])
+    with pytest.raises(ValueError, match="same length"):
+        half_way([1, 2, 3], [0.0, 1.0])
+    with pytest.raises(ValueError, match="no column"):
+        mean_sem(df, "beta", "q_h")
+
+
+def test_crossing():
+    x, v = [1.0, 2.0, 3.0, 4.0], [0.1, 0.3, 0.7, 0.9]
+    assert crossing(x, v, 0.5) == pytest.approx(2.5)  # 0.3 -> 0.7 between 2 and 3
+    assert crossing(x, v, 0.3) == pytest.approx(2.0)  # reached exactly at a grid point (>=)
+    assert math.isnan(crossing(x, v, 0.95))  # never reached
+    assert math.isnan(crossing(x, v, 0.05))  # already above at the first point: before the grid
+    # log interpolation on n: halfway in log between 100 and 10000 is 1000
+    assert crossing([100, 10_000], [0.0, 1.0], 0.5, log=True) == pytest.approx(1000.0)
+    # the first upward crossing, even when the curve dips again later
+    assert crossing([0, 1, 2, 3], [0.0, 1.0, 0.0, 1.0], 0.5) == pytest.approx(0.5)
+    # on alpha = log n / log d the plain form equals the log form on n
+    d, ns, vals = 20.0, np.array([50.0, 400.0, 3000.0]), [0.1, 0.4, 0.8]
+    assert crossing(np.log(ns) / np.log(d), vals, 0.5) == pytest.approx(
+        math.log(crossing(ns, vals, 0.5, log=True)) / math.log(d))
+    with pytest.raises(ValueError, match="increasing"):
+        crossing([2, 1], [0, 1], 0.5)
+    with pytest.raises(ValueError, match="finite"):
+        crossing([1, 2], [0, np.nan], 0.5)
+    with pytest.raises(ValueError, match="positive"):
+        crossing([0, 1], [0, 1], 0.5, log=True)
+
+
+def test_loglog_slope():
+    x = np.array([1.0, 10.0, 100.0])
+    slope, se = loglog_slope(x, 3.0 * x**-0.5)
+    assert slope == pytest.approx(-0.5) and se == pytest.approx(0.0, abs=1e-12)
+    # by hand: log y = (0, 1, 1) * ln 10 at log x = (0, 1, 2) * ln 10 -> slope 1/2, residuals (1, -2, 1)/6 ln 10
+    slope, se = loglog_slope(x, [1.0, 10.0, 10.0])
+    assert slope == pytest.approx(0.5)
+    assert se == pytest.approx(math.sqrt((6 / 36) * math.log(10) ** 2 / 1 / (2 * math.log(10) ** 2)))
+    assert math.isnan(loglog_slope([1, 2], [1, 2])[1])
+    with pytest.raises(ValueError, match="positive"):
+        loglog_slope([1, 2, 3], [1, 0, 2])
+    with pytest.raises(ValueError, match="all equal"):
+        loglog_slope([2, 2], [1, 2])
+
+
+def _seed_table(values, xs):
+    return pd.DataFrame([{"seed": s, "n": n, "mse": values[s][j]} for s in range(len(values))
+                         for j, n in enumerate(xs)])
+
+
+def test_bootstrap_slope():
+    xs = [100, 1000, 10_000]
+    # every seed on the same power law: the slope and every bootstrap slope are exact
+    df = _seed_table([[1.0, 0.1, 0.01]] * 3, xs)
+    fit = bootstrap_slope(df, "n", "mse", n_boot=200, rng=0)
+    assert fit.slope == pytest.approx(-1.0) and fit.low == pytest.approx(-1.0) and fit.high == pytest.approx(-1.0)
+    # two seeds: the mean curve is (1, 0.55, 0.1) ... and resamples give the seeds' own slopes -1/2, -1 or the mean's
+    df = _seed_table([[1.0, 10 ** -0.5, 0.1], [1.0, 0.1, 0.01]], xs)
+    fit = bootstrap_slope(df, "n", "mse", n_boot=2000, rng=1)
+    mean_curve = np.array([1.0, (10 ** -0.5 + 0.1) / 2, 0.055])
+    assert fit.slope == pytest.approx(loglog_slope(xs, mean_curve)[0])
+    assert fit.low == pytest.approx(-1.0) and fit.high == pytest.approx(-0.5) and fit.se > 0
+    # reproducible from rng, and equal to chapter 4's helper (piv[idx] with rng.integers(0, S, (reps, S)))
+    assert bootstrap_slope(df, "n", "mse", n_boot=500, rng=7) == bootstrap_slope(df, "n", "mse", n_boot=500, rng=7)
+    piv = df.pivot(index="seed", columns="n", values="mse").to_numpy()
+    idx = np.random.default_rng(7).integers(0, 2, size=(500, 2))
+    lx = np.log(xs)
+    boots = [np.polyfit(lx, np.log(piv[i].mean(axis=0)), 1)[0] for i in idx]
+    fit = bootstrap_slope(df, "n", "mse", n_boot=500, rng=7)
+    assert fit.low == pytest.approx(np.percentile(boots, 2.5)) and fit.high == pytest.approx(np.percentile(boots, 97.5))
+    with pytest.raises(ValueError, match="one curve"):
+        bootstrap_slope(pd.concat([df, df]), "n", "mse")
+    with pytest.raises(ValueError, match="every seed"):
+        bootstrap_slope(df.iloc[:-1], "n", "mse")
+    with pytest.raises(ValueError, match="no column"):
+        bootstrap_slope(df, "D", "mse")
+
+
+def _wide():
+    return pd.DataFrame({"d": [8, 10], "d1": [2, 3], "gamma": [0.4, 0.4], "eps": [0.5, 0.5], "n": [100, 100],
+                         "cos2_1": [0.9, 0.8], "cos2_2": [0.5, 0.7], "cos2_3": [np.nan, 0.1],
+                         "overlap_1": [0.8, 0.7], "overlap_2": [0.4, 0.6], "overlap_3": [np.nan, 0.05],
+                         "angle_cos2_1": [0.95, 0.9], "angle_cos2_2": [0.45, 0.6], "angle_cos2_3": [np.nan, 0.1],
+                         "eig_1": [3.0, 2.0], "eig_2": [1.0, 1.5], "eig_3": [np.nan, 0.3]})
+
+
+def test_long_form_and_cos2_long():
+    df = _wide()
+    for prefix in ("cos2", "overlap", "angle_cos2", "eig", "cos2_"):
+        name = prefix.rstrip("_")
+        long = long_form(df, prefix)
+        assert list(long.columns) == ["d", "d1", "gamma", "eps", "n", "i", name]
+        assert len(long) == 5 and set(long.loc[long["d"] == 8, "i"]) == {1, 2}  # NaN beyond d1 dropped
+    long = long_form(df, "overlap")
+    assert long.set_index(["d", "i"])["overlap"][10, 3] == 0.05
+    pd.testing.assert_frame_equal(cos2_long(df), long_form(df, "cos2"))
+    with pytest.raises(ValueError, match="unknown column family"):
+        long_form(df, "mse")
+    with pytest.raises(ValueError, match="no overlap_"):
+        long_form(df.drop(columns=["overlap_1", "overlap_2", "overlap_3"]), "overlap")
+
+
+def test_first_layer_error():
+    df = _wide()
+    out = first_layer_error(df)
+    lam2 = theory.weight_magnitudes(2, 0.4) ** 2
+    assert out[0] == pytest.approx(lam2[0] * (1 - 0.81) + lam2[1] * (1 - 0.25))
+    lam2 = theory.weight_magnitudes(3, 0.4) ** 2
+    assert out[1] == pytest.approx(np.sum(lam2 * (1 - np.array([0.8, 0.7, 0.1]) ** 2)))
+    with pytest.raises(ValueError, match="cos2_1"):
+        first_layer_error(df.drop(columns=["cos2_3"]))
