@@ -2,7 +2,7 @@
 
 :class:`TrainingData` gives the estimator's kernels one way to read either (row blocks in a chosen precision);
 :func:`training_data` validates user input into it, and :func:`scaled_labels` is the one label preprocessing
-(``y / std``, centred first when ``center=True``).
+(``y / std``, centred first when ``center=True``; ``scale=False`` for raw labels).
 """
 
 from __future__ import annotations
@@ -180,12 +180,14 @@ def training_data(Z, y, q, *, features=False, d1=None) -> TrainingData:
     return data
 
 
-def scaled_labels(y, *, center=True):
-    """Labels as the estimator uses them: ``((y - mean) / std, mean, std)``, or ``(y / std, 0, std)`` when
-    ``center=False``. A ValueError for constant labels."""
+def scaled_labels(y, *, center=True, scale=True):
+    """Labels as the estimator uses them: ``((y - mean) / std, mean, std)``.
+
+    ``center=False`` skips the subtraction (``mean`` is then reported as 0); ``scale=False`` the division (``std``
+    reported as 1), so ``center=scale=False`` returns the raw labels. A ValueError for constant labels when scaling.
+    """
     mean, std = float(np.mean(y)), float(np.std(y))
-    if not std > 0:
+    if scale and not std > 0:
         raise ValueError("y is constant: labels cannot be standardised")
-    if not center:
-        return y / std, 0.0, std
-    return (y - mean) / std, mean, std
+    w = y - mean if center else y
+    return (w / std if scale else w), (mean if center else 0.0), (std if scale else 1.0)

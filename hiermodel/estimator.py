@@ -51,15 +51,16 @@ _SQRT2 = math.sqrt(2.0)
 METHODS = ("auto", "dense", "operator", "rsi")
 
 
-def spectral_matrix(X, y, q=2, *, features=False, center=True, dtype=np.float64) -> np.ndarray:
+def spectral_matrix(X, y, q=2, *, features=False, center=True, scale=True, dtype=np.float64) -> np.ndarray:
     """Explicit ``C_hat = (1/n) sum_mu w_mu (F_mu F_mu^T - I_D)`` (SPEC §2 step 1), ``D x D``, float64.
 
-    ``w = (y - mean) / std`` as the estimator uses (``center=False``: ``y / std``). Reference for tests and small
-    ``D``; ``features=True`` for feature vectors ``F`` instead of raw inputs.
+    ``w = (y - mean) / std`` as the estimator uses; ``center=False`` skips the mean, ``scale=False`` the std (both
+    False: the raw labels, as in the definition of ``E C_hat``). Reference for tests and small ``D``;
+    ``features=True`` for feature vectors ``F`` instead of raw inputs.
     """
     q = check_int("q", q, minimum=1)
     data = training_data(X, y, q, features=features)
-    w = scaled_labels(data.y, center=center)[0]
+    w = scaled_labels(data.y, center=center, scale=scale)[0]
     out = []
     SampleKernel(data, dtype).dense([w], [data.n], lambda j, S: out.append(S[0]))
     C = out[0] / data.n

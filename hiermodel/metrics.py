@@ -15,7 +15,8 @@ from ._eigen import DENSE_MAX_D, block_krylov
 from ._kernels import SampleKernel
 from .data import SampleStream, scaled_labels, training_data
 
-__all__ = ["test_mse", "subspace_overlap", "direction_cos2", "eigenvector_overlap", "principal_cos2", "spectrum"]
+__all__ = ["test_mse", "subspace_overlap", "direction_cos2", "eigenvector_overlap", "principal_cos2", "spectrum",
+           "spike_estimates", "polynomial_readout_mse", "binned_readout_mse"]
 
 
 def test_mse(y_true, y_pred) -> float:
@@ -164,3 +165,78 @@ def spectrum(X, y, *, q=2, features=False, top=None, dense_max_D=4000, dtype=np.
 
 
 test_mse.__test__ = False  # a metric, not a pytest test (it is imported into test modules)
+
+
+def spike_estimates(h, y):
+    """Measured spikes ``<A_i, C_hat A_i> = (1/n) sum_mu y_mu (h_{i,mu}^2 - 1)`` and their standard errors (C1).
+
+    Parameters
+    ----------
+    h : array (n, k)
+        Projections ``h_i = <A_i, F_mu>`` of the features on unit vectors: the first-layer features
+        (``target.first_layer(X)``, or ``F @ target.directions.T`` in the Gaussian-equivalent model), or any
+        ``F @ B.T`` with unit rows ``B`` for ``<B, C_hat B>``.
+    y : array (n,)
+        Labels as given (not standardised), as in ``C_hat = (1/n) sum_mu y_mu (F_mu F_mu^T - I_D)``.
+
+    Returns
+    -------
+    mean, se : ndarrays (k,)
+        The sample means of ``y (h_i^2 - 1)`` and their standard errors ``std / sqrt(n)``. No ``D x D`` matrix is
+        formed, so ``n`` can be in the millions.
+    """
+    h = np.asarray(h, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if h.ndim != 2 or y.ndim != 1 or h.shape[0] != y.size or y.size < 2:
+        raise ValueError(f"h must be (n, k) and y (n,) with n >= 2, got {h.shape} and {y.shape}")
+    if not (np.all(np.isfinite(h)) and np.all(np.isfinite(y))):
+        raise ValueError("h or y contains NaN or infinite values")
+    terms = y[:, None] * (h**2 - 1.0)
+    return terms.mean(0), terms.std(0) / np.sqrt(y.size)
+
+
+def _readout_data(h_fit, y_fit, h_test, y_test):
+    arrays = [np.asarray(a, dtype=float) for a in (h_fit, y_fit, h_test, y_test)]
+    if any(a.ndim != 1 for a in arrays) or arrays[0].shape != arrays[1].shape or arrays[2].shape != arrays[3].shape:
+        raise ValueError("h_fit, y_fit and h_test, y_test must be 1-D pairs of equal lengths")
+    if arrays[0].size < 2 or arrays[2].size < 2:
+        raise ValueError("need at least two fit and two test samples")
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise ValueError("h or y contains NaN or infinite values")
+    return arrays
+
+
+def polynomial_readout_mse(h_fit, y_fit, h_test, y_test, *, degree) -> float:
+    """Test MSE of the least-squares polynomial readout ``y ~ sum_{k <= degree} c_k z^k`` of a 1-D feature ``h``.
+
+    ``z = (h - m) / s`` with the mean ``m`` and standard deviation ``s`` of ``h_fit`` (as the estimator's readout);
+    the coefficients are fitted on ``(h_fit, y_fit)`` and the error is :func:`test_mse` on ``(h_test, y_test)``.
+    With the exact ``h2`` as ``h`` this is the error that the readout alone leaves (chapter 5).
+    """
+    h_fit, y_fit, h_test, y_test = _readout_data(h_fit, y_fit, h_test, y_test)
+    degree = check_int("degree", degree, minimum=0)
+    m, s = h_fit.mean(), h_fit.std()
+    if not s > 0:
+        raise ValueError("h_fit is constant: it cannot be standardised")
+    coef = np.linalg.lstsq(np.vander((h_fit - m) / s, degree + 1, increasing=True), y_fit, rcond=None)[0]
+    return test_mse(y_test, np.vander((h_test - m) / s, degree + 1, increasing=True) @ coef)
+
+
+def binned_readout_mse(h_fit, y_fit, h_test, y_test, *, bins=100) -> float:
+    """Test MSE of the readout "mean of ``y`` in the quantile bin of ``h``": a flexible 1-D readout.
+
+    The ``bins - 1`` inner edges are the quantiles of ``h_fit`` at ``1/bins, ..., (bins - 1)/bins``; a bin predicts
+    the mean of the ``y_fit`` that fall in it (an empty bin, possible only with ties, the mean of all ``y_fit``).
+    Test values beyond the outer edges fall in the first or last bin. The error is :func:`test_mse` on
+    ``(h_test, y_test)``; for a smooth ``g`` it is about the within-bin variance of ``g(h)``.
+    """
+    h_fit, y_fit, h_test, y_test = _readout_data(h_fit, y_fit, h_test, y_test)
+    bins = check_int("bins", bins, minimum=1)
+    if bins > h_fit.size:
+        raise ValueError(f"bins = {bins} exceeds the {h_fit.size} fit samples")
+    edges = np.quantile(h_fit, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    idx = np.searchsorted(edges, h_fit)
+    counts = np.bincount(idx, minlength=bins)
+    sums = np.bincount(idx, weights=y_fit, minlength=bins)
+    means = np.divide(sums, counts, out=np.full(bins, y_fit.mean()), where=counts > 0)
+    return test_mse(y_test, means[np.searchsorted(edges, h_test)])

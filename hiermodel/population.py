@@ -144,3 +144,51 @@ def population_ceiling(target: HierarchicalTarget, *, model: str = "hermite") ->
         vals, vecs = eigsh(population_operator(target), k=k, which="LM", tol=1e-10, v0=np.ones(target.D))
     vals, vecs = select_abs(vals, vecs, k)
     return {"eigenvalues": vals, "vectors": vecs.T, "cos2": direction_cos2(target.directions, vecs.T)}
+
+
+def nonspike_norm(target: HierarchicalTarget, *, tol: float = 1e-8) -> float:
+    """``||S||_op`` of the real model's non-spike part ``S = E C_hat - sqrt(2) sum_i lambda_i a_i a_i^T`` (SPEC B6).
+
+    ``q = 2`` and ``g = id`` (as :func:`population_operator`); matrix-free, one ARPACK eigenpair of largest
+    ``|value|`` (start vector of ones, relative tolerance ``tol``), so ``d`` in the hundreds is cheap. Gaussian
+    equivalence sets ``S = 0``; in the real model it shrinks only with ``d``.
+    """
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    op = population_operator(target)
+    A, rho = target.directions, spike_strengths(target)
+
+    def matmat(V):
+        V = np.asarray(V).reshape(target.D, -1)
+        return op.matmat(V) - A.T @ (rho[:, None] * (A @ V))
+
+    S = LinearOperator(op.shape, matvec=lambda v: matmat(v)[:, 0], matmat=matmat, dtype=float)
+    vals = eigsh(S, k=1, which="LM", return_eigenvectors=False, tol=tol, v0=np.ones(target.D))
+    return float(np.abs(vals).max())
+
+
+def noise_spectrum(target: HierarchicalTarget, n, rng=None, *, model: str = "gaussian-equivalent") -> dict:
+    """Eigenvalues of the noise ``Delta = C_hat - E C_hat`` from ``n`` fresh samples, and of ``Delta_perp`` (C1).
+
+    ``C_hat = (1/n) sum_mu y_mu (F_mu F_mu^T - I_D)`` with the raw labels ``y`` (not standardised, as in the
+    definition of ``E C_hat``), drawn by ``target.sample(n, rng, model=model)``; ``E C_hat`` is
+    :func:`population_matrix` (``g = id``; the real model needs ``q = 2``). ``Delta_perp = P Delta P`` with ``P``
+    the projector on the complement of ``span(a_i)``.
+
+    Returns ``{"perp": (D - d1,), "full": (D,), "labels": (n,)}``: the eigenvalues of ``Delta_perp`` without the
+    ``d1`` zeros of the projection, those of ``Delta`` (both increasing), and the labels (for the signed-weight
+    law :func:`hiermodel.theory.weighted_covariance_density`). Explicit ``D x D`` matrices: ``D`` up to a few
+    thousand.
+    """
+    from .estimator import spectral_matrix
+
+    n = check_int("n", n, minimum=2)
+    mean = population_matrix(target, model=model)
+    Z, y = target.sample(n, rng, model=model)
+    ge = model == "gaussian-equivalent"
+    delta = spectral_matrix(Z, y, target.q, features=ge, center=False, scale=False) - mean
+    basis = np.linalg.qr(target.directions.T)[0]
+    P = np.eye(target.D) - basis @ basis.T
+    perp = np.linalg.eigvalsh(P @ delta @ P)
+    perp = np.sort(perp[np.argsort(np.abs(perp), kind="stable")[target.d1:]])
+    return {"perp": perp, "full": np.linalg.eigvalsh(delta), "labels": y}

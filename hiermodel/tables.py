@@ -1,4 +1,4 @@
-"""Analysis of sweep tables: means over seeds, where curves cross a level, log-log slopes, reshaping.
+"""Analysis of sweep tables: means over seeds, where curves cross a level, power-law fits, reshaping.
 
 One implementation of each helper the chapters and :mod:`hiermodel.figures` use, so that the function that is
 plotted is the function that is tested. Every random function takes ``rng`` (an int seed, a SeedSequence or a
@@ -7,6 +7,7 @@ Generator).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from ._checks import as_generator, check_int
 
-__all__ = ["mean_sem", "half_way", "crossing", "loglog_slope", "bootstrap_slope", "SlopeFit", "long_form",
+__all__ = ["mean_sem", "half_way", "crossing", "loglog_fit", "LogLogFit", "loglog_slope", "bootstrap_slope", "SlopeFit", "long_form",
            "cos2_long", "first_layer_error", "FAMILIES"]
 
 FAMILIES = ("cos2", "overlap", "angle_cos2", "eig")
@@ -131,6 +132,65 @@ def crossing(x, values, level, *, log=False) -> float:
     return float(np.exp(t) if log else t)
 
 
+@dataclasses.dataclass(frozen=True)
+class LogLogFit:
+    """Result of :func:`loglog_fit`: ``y_log ~ intercept + X_logs @ slopes``."""
+
+    intercept: float
+    slopes: np.ndarray  # (p,)
+    intercept_se: float
+    se: np.ndarray  # (p,) standard errors of the slopes
+    cov: np.ndarray  # (p + 1, p + 1) covariance of (intercept, slopes)
+    residual_sd: float  # sigma = sqrt(RSS / (N - p - 1))
+
+    def combination_se(self, weights) -> float:
+        """Standard error of ``weights @ slopes`` (e.g. ``[1, 1]`` for ``b + c``), with the slopes' covariance."""
+        w = np.asarray(weights, dtype=float).ravel()
+        if w.size != self.slopes.size:
+            raise ValueError(f"weights must have {self.slopes.size} entries, got {w.size}")
+        return float(np.sqrt(w @ self.cov[1:, 1:] @ w))
+
+    def predict(self, X_logs) -> np.ndarray:
+        """``intercept + X_logs @ slopes`` (log scale) for ``X_logs`` of shape ``(m, p)`` or ``(m,)`` if ``p = 1``."""
+        X = np.asarray(X_logs, dtype=float)
+        X = X[:, None] if X.ndim == 1 else X
+        return self.intercept + X @ self.slopes
+
+
+def loglog_fit(X_logs, y_log) -> LogLogFit:
+    """Ordinary least squares ``y_log = a + X_logs @ b`` with standard errors.
+
+    Parameters
+    ----------
+    X_logs : array (N, p), or (N,) for one regressor
+        Logs of the predictors (e.g. ``np.column_stack([np.log(n), np.log(D)])``).
+    y_log : array (N,)
+        Log of the measured quantity.
+
+    Needs ``N > p + 1`` points (a residual degree of freedom) and predictors that are not collinear with each
+    other or the intercept; otherwise a ValueError.
+    """
+    X = np.asarray(X_logs, dtype=float)
+    X = X[:, None] if X.ndim == 1 else X
+    y = np.asarray(y_log, dtype=float)
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.size:
+        raise ValueError(f"X_logs must be (N, p) and y_log (N,), got {X.shape} and {y.shape}")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+        raise ValueError("X_logs or y_log contains NaN or infinite values (logs of non-positive numbers?)")
+    N, p = X.shape
+    if N <= p + 1:
+        raise ValueError(f"{N} points cannot fit {p + 1} coefficients with a residual degree of freedom")
+    design = np.column_stack([np.ones(N), X])
+    if np.linalg.matrix_rank(design) < p + 1:
+        raise ValueError("the predictors are collinear (with each other or with the intercept)")
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    sigma2 = float(np.sum(resid**2)) / (N - p - 1)
+    cov = sigma2 * np.linalg.inv(design.T @ design)
+    se = np.sqrt(np.diag(cov))
+    return LogLogFit(float(coef[0]), coef[1:], float(se[0]), se[1:], cov, float(np.sqrt(sigma2)))
+
+
 def loglog_slope(x, y) -> tuple:
     """Least-squares slope of ``log y`` against ``log x``, and its standard error.
 
@@ -151,15 +211,12 @@ def loglog_slope(x, y) -> tuple:
     if not (np.all(x > 0) and np.all(y > 0) and np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError("x and y must be positive and finite (their logarithms are fitted)")
     lx, ly = np.log(x), np.log(y)
-    xc = lx - lx.mean()
-    sxx = float(xc @ xc)
-    if sxx == 0:
+    if np.ptp(lx) == 0:
         raise ValueError("x must not be all equal")
-    slope = float(xc @ (ly - ly.mean()) / sxx)
-    if len(x) == 2:
-        return slope, float("nan")
-    resid = ly - ly.mean() - slope * xc
-    return slope, float(np.sqrt(resid @ resid / (len(x) - 2) / sxx))
+    if len(x) == 2:  # a line through two points: no residual degree of freedom for an error
+        return float((ly[1] - ly[0]) / (lx[1] - lx[0])), float("nan")
+    fit = loglog_fit(lx, ly)
+    return float(fit.slopes[0]), float(fit.se[0])
 
 
 class SlopeFit(typing.NamedTuple):

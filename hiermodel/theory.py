@@ -110,7 +110,7 @@ def threshold_exponent(s, *, gamma: float, eps: float, q: int):
     return f(s_arr, float(gamma), eps, q) + 0.0 * s_arr
 
 
-CONVENTIONS = ("corollary", "bbp")
+CONVENTIONS = ("paper", "corollary", "bbp")
 
 
 def _check_convention(convention):
@@ -121,6 +121,7 @@ def _check_convention(convention):
 def recovery_thresholds(*, d: int, gamma: float, eps: float, q: int, convention: str = "bbp") -> np.ndarray:
     """Finite-d threshold sample sizes ``n_i`` of directions ``i = 1..d1``.
 
+    ``"paper"``: ``n_i = d^q / lambda_i^2 = d^q i^(2 gamma) / Z^2``, Theorem 3.1's threshold as printed.
     ``"corollary"``: ``n_i = D / lambda_i^2 = D i^(2 gamma) / Z^2`` (Corollary 3.1 with ``D = binom(d+q-1, q)``;
     the paper's Eq. 2.10 writes ``d^q``, the same up to the constant ``q!``).
     ``"bbp"``: ``n_i* = D / (2 lambda_i^2)``, the constant-level spike-vs-edge (BBP) threshold of the
@@ -131,7 +132,8 @@ def recovery_thresholds(*, d: int, gamma: float, eps: float, q: int, convention:
     _check_convention(convention)
     d1 = first_layer_width(d, eps)
     lam2 = weight_magnitudes(d1, gamma) ** 2
-    return feature_dimension(d, q) / lam2 / (2.0 if convention == "bbp" else 1.0)
+    scale = float(d) ** q if convention == "paper" else feature_dimension(d, q)
+    return scale / lam2 / (2.0 if convention == "bbp" else 1.0)
 
 
 def recovered_count(n, *, d: int, gamma: float, eps: float, q: int, convention: str = "corollary"):
@@ -306,3 +308,161 @@ def recovered_count_exponent(kappa, *, gamma: float, eps: float, q: int):
     if r == "gamma = 0":
         return np.where(k_arr > q + eps, 1.0, 0.0) + 0.0 * k_arr
     return np.clip(_sigma_functions()[r](k_arr, float(gamma), eps, q) + 0.0 * k_arr, 0.0, 1.0)
+
+
+def kolmogorov_distance(eigs, x, density) -> float:
+    """Kolmogorov distance ``sup |F_N - F|`` between the empirical distribution of ``eigs`` and a tabulated density.
+
+    ``density`` is given on the increasing grid ``x`` (e.g. :func:`semicircle_density` or
+    :func:`weighted_covariance_density`); its CDF ``F`` is the trapezoidal integral, normalised to 1 over the grid.
+    ``F_N`` is taken at the mid-steps ``(j + 1/2) / N`` of the sorted ``eigs``. Values outside the grid get
+    ``F = 0`` or ``1``, so the grid must cover the sample for a meaningful distance.
+    """
+    eigs = np.sort(np.asarray(eigs, dtype=float).ravel())
+    x = np.asarray(x, dtype=float)
+    density = np.asarray(density, dtype=float)
+    if eigs.size < 1 or not np.all(np.isfinite(eigs)):
+        raise ValueError("eigs must be a non-empty array of finite values")
+    if x.ndim != 1 or x.size < 2 or density.shape != x.shape or not np.all(np.diff(x) > 0):
+        raise ValueError(f"x must be an increasing 1-D grid and density of the same shape, got {x.shape}, "
+                         f"{density.shape}")
+    if not (np.all(np.isfinite(density)) and np.all(density >= 0)):
+        raise ValueError("density must be finite and non-negative")
+    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(x))])
+    if not cdf[-1] > 0:
+        raise ValueError("density has no mass on the grid")
+    cdf /= cdf[-1]
+    return float(np.abs(np.interp(eigs, x, cdf) - (np.arange(eigs.size) + 0.5) / eigs.size).max())
+
+
+# --- Theorem 3.2 at finite n: the count m, and the errors of the two layers (chapter 4; C5, B2) --------------------
+def continuum_count(n, *, d: int, gamma: float, eps: float, q: int, convention: str = "bbp"):
+    """The recovered count as a continuous number, ``m = (n / n_1)^(1/(2 gamma))``, not capped at ``d1``.
+
+    ``n_1`` is the threshold of direction 1 in ``convention`` (:func:`recovery_thresholds`; ``"bbp"``:
+    ``n_1* = D / (2 Z^2)``). Direction ``i`` is past its threshold ``n_i = n_1 i^(2 gamma)`` exactly when
+    ``m > i``, so ``min(d1, floor(m))`` is the staircase of :func:`recovered_count` (off the steps). This is the
+    ``m`` of the continuum laws (:func:`mse_asymptotic`); chapter 4 fixes its fit windows by it.
+    """
+    n_arr = np.asarray(n, dtype=float)
+    if not np.all(np.isfinite(n_arr)) or np.any(n_arr < 1):
+        raise ValueError(f"n must be finite and >= 1, got {n}")
+    gamma = check_real("gamma", gamma, minimum=0.0, open_min=True)
+    n1 = recovery_thresholds(d=d, gamma=gamma, eps=eps, q=q, convention=convention)[0]
+    return (n_arr / n1) ** (1 / (2 * gamma)) + 0.0 * n_arr
+
+
+def _two_layer_inputs(directions, weights, basis):
+    A = np.asarray(directions, dtype=float)
+    lam = np.asarray(weights, dtype=float)
+    Q = np.asarray(basis)
+    if A.ndim != 2 or lam.shape != (A.shape[0],) or Q.ndim != 2 or Q.shape[1] != A.shape[1]:
+        raise ValueError(f"need directions (d1, D), weights (d1,) and basis (k, D); got {A.shape}, {lam.shape}, "
+                         f"{Q.shape}")
+    if not (np.all(np.isfinite(A)) and np.all(np.isfinite(lam)) and np.all(np.isfinite(Q))):
+        raise ValueError("directions, weights and basis must be finite")
+    if np.abs(A @ A.T - np.eye(A.shape[0])).max() > 1e-6 or abs(float(lam @ lam) - 1.0) > 1e-6:
+        raise ValueError("the formulas assume orthonormal directions and sum_i weights_i^2 = 1")
+    if np.abs(Q @ Q.T - np.eye(Q.shape[0])).max() > 1e-4:
+        raise ValueError("basis must have orthonormal rows (the estimated directions)")
+    return A, lam, Q
+
+
+def ideal_readout_error(directions, weights, basis, *, diagonal: bool = False) -> float:
+    """First-layer error: the test MSE of the best predictor of ``y`` built on the estimated features.
+
+    Gaussian-equivalent model, ``g = id``: ``y = (1/sqrt 2) sum_i lambda_i (h_i^2 - 1)``, ``h_i = <a_i, F>``,
+    ``F ~ N(0, I_D)``. With ``P`` the projector on the span of the rows of ``basis``,
+    ``E[y | P F] = (1/sqrt 2) sum_i lambda_i (<P a_i, F>^2 - |P a_i|^2)`` and, by Isserlis
+    (``Cov(u^2, v^2) = 2 Cov(u, v)^2``), its error is ``1 - sum_{i,j} lambda_i lambda_j <P a_i, P a_j>^2``.
+
+    Parameters
+    ----------
+    directions : array (d1, D)
+        Orthonormal true directions ``a_i`` (a target's ``directions``).
+    weights : array (d1,)
+        Signed second-layer weights, ``sum_i lambda_i^2 = 1``.
+    basis : array (k, D)
+        Orthonormal rows spanning the estimated first layer (an estimator's ``directions_``).
+    diagonal : bool
+        Drop the cross terms ``i != j``: ``sum_i lambda_i^2 (1 - cos^4 theta_i)`` with
+        ``cos^2 theta_i = |P a_i|^2``, the form the sweeps record (:func:`hiermodel.tables.first_layer_error`).
+
+    Returns
+    -------
+    float
+        The error on standardised labels (``Var y = 1``).
+    """
+    A, lam, Q = _two_layer_inputs(directions, weights, basis)
+    if diagonal:
+        cos2 = ((A @ Q.T) ** 2).sum(axis=1)
+        return float(np.sum(lam**2 * (1 - cos2**2)))
+    PA = A @ Q.T @ Q
+    return float(1 - lam @ ((PA @ PA.T) ** 2) @ lam)
+
+
+def eigenvalue_readout_error(directions, weights, basis, eigenvalues) -> float:
+    """Test MSE of the best affine readout of Algorithm 1's second layer without sample splitting.
+
+    Then ``A2_hat = diag(mu_1, ..., mu_k)`` (the selected eigenvalues of ``C_hat``), so the learned second-layer
+    feature is ``h2_hat = sum_j mu_j (h_hat_j^2 - 1)``, ``h_hat_j = <q_j, F>``. In the Gaussian-equivalent model
+    (``g = id``), with ``c_ij = <a_i, q_j>^2``, ``Cov(y, h2_hat) = sqrt 2 sum_ij lambda_i c_ij mu_j`` and
+    ``Var h2_hat = 2 sum_j mu_j^2``, so the best affine readout leaves
+    ``1 - (sum_ij lambda_i c_ij mu_j)^2 / sum_j mu_j^2``.
+
+    Parameters
+    ----------
+    directions, weights, basis
+        As in :func:`ideal_readout_error` (``basis`` rows ``q_j``).
+    eigenvalues : array (k,)
+        The weights ``mu_j`` of ``h2_hat`` (the estimator's ``eigenvalues_``), not all zero.
+    """
+    A, lam, Q = _two_layer_inputs(directions, weights, basis)
+    mu = np.asarray(eigenvalues, dtype=float)
+    if mu.shape != (Q.shape[0],) or not np.all(np.isfinite(mu)) or not np.any(mu):
+        raise ValueError(f"eigenvalues must be {Q.shape[0]} finite values, not all zero; got shape {mu.shape}")
+    c = (A @ Q.T) ** 2
+    return float(1 - (lam @ c @ mu) ** 2 / np.sum(mu**2))
+
+
+# --- constant-level prefactors of the 1/n law (chapter 3, Eq. 3.2; SPEC B1) ------------------------------------
+def overlap_prefactors(weights, D: int) -> dict:
+    """Prefactors ``P_k`` of the first-order loss ``1 - cos^2 ~ P_k / n`` above threshold (GE model, ``g = id``).
+
+    From the first-order resolvent expansion (paper Eq. 3.2) with spikes ``rho_i = sqrt(2) lambda_i`` and the noise
+    variances ``E[y^2 h_k^2] = 1 + 4 lambda_k^2`` (bulk entries) and
+    ``E[y^2 h_j^2 h_k^2] = 1 + 4 lambda_j^2 + 4 lambda_k^2 + 4 lambda_j lambda_k`` (entries between two spikes),
+    derived in chapter 3:
+
+    - ``"subspace"``: the loss of direction ``k`` to the ``D - d1`` bulk directions,
+      ``P_k = (D - d1) (1 + 4 lambda_k^2) / (2 lambda_k^2) = (1 + 4 lambda_k^2)(1 - d1/D) n_k*``: the prefactor of
+      the per-direction ``1 - cos^2 theta_k`` (overlap with the learned span);
+    - ``"neighbours"``: the loss of the ``k``-th eigenvector to the other spikes,
+      ``sum_{j != k} E[y^2 h_j^2 h_k^2] / (rho_k - rho_j)^2``;
+    - ``"eigenvector"``: their sum, the prefactor of Theorem 3.1's ``1 - <u_k, a_k>^2``.
+
+    Parameters
+    ----------
+    weights : array_like (d1,)
+        The signed second-layer weights ``lambda_i`` (``target.weights``), nonzero.
+    D : int
+        Feature dimension, ``D >= d1``.
+
+    Returns
+    -------
+    dict of ndarray (d1,)
+        ``subspace``, ``neighbours``, ``eigenvector``; a neighbour term is ``inf`` where two weights are equal
+        (degenerate spikes, e.g. ``gamma = 0`` with equal signs: the eigenvectors are not determined).
+    """
+    lam = np.asarray(weights, dtype=float)
+    if lam.ndim != 1 or lam.size < 1 or not np.all(np.isfinite(lam)) or np.any(lam == 0):
+        raise ValueError(f"weights must be a 1-D array of finite nonzero values, got {weights!r}")
+    D = check_int("D", D, minimum=lam.size)
+    subspace = (D - lam.size) * (1.0 + 4.0 * lam**2) / (2.0 * lam**2)
+    lk, lj = lam[:, None], lam[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pair = (1.0 + 4.0 * lj**2 + 4.0 * lk**2 + 4.0 * lj * lk) / (2.0 * (lk - lj) ** 2)
+    pair[np.eye(lam.size, dtype=bool)] = 0.0
+    pair[~np.isfinite(pair)] = np.inf
+    neighbours = pair.sum(axis=1)
+    return {"subspace": subspace, "neighbours": neighbours, "eigenvector": subspace + neighbours}

@@ -289,3 +289,13 @@ def test_scikit_learn_conventions(small):
     a, b = est.fit(X, y), twin.fit(X, y)
     assert np.array_equal(a.directions_, b.directions_)
     assert a.score(X, y) == pytest.approx(1.0 - test_mse(y, a.predict(X)), rel=1e-12)
+
+
+def test_spectral_matrix_label_options(small):
+    t, X, y = small
+    F = hm.hermite_features(X, 2)
+    raw = (F * y[:, None]).T @ F / len(y) - np.eye(t.D) * y.mean()
+    assert np.allclose(spectral_matrix(X, y, center=False, scale=False), raw, atol=1e-12)
+    assert np.allclose(spectral_matrix(X, y, center=False), raw / y.std(), atol=1e-12)
+    w = (y - y.mean()) / y.std()
+    assert np.allclose(spectral_matrix(X, y), (F * w[:, None]).T @ F / len(y) - np.eye(t.D) * w.mean(), atol=1e-12)

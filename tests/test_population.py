@@ -77,3 +77,35 @@ def test_population_ceiling(d):
     assert np.allclose(op.matmat(P.T), P.T * real["eigenvalues"], atol=1e-7)
     assert np.all(np.diff(np.abs(real["eigenvalues"])) <= 1e-12)
     assert np.all(real["cos2"] < 1.0) and np.all(real["cos2"] > 0.1)  # B6: below 1 at finite d
+
+
+def test_nonspike_norm_matches_the_dense_matrix():
+    from hiermodel.population import nonspike_norm
+
+    t = HierarchicalTarget(9, gamma=1.0, rng=0)
+    S = population_matrix(t) - population_matrix(t, model="gaussian-equivalent")
+    assert nonspike_norm(t) == pytest.approx(np.linalg.norm(S, 2), rel=1e-7)
+    assert nonspike_norm(t) > 0.5  # SPEC B6: not small at d = 9
+    with pytest.raises(ValueError):
+        nonspike_norm(HierarchicalTarget(9, gamma=1.0, g="tanh", rng=0))
+
+
+@pytest.mark.parametrize("model", ["gaussian-equivalent", "hermite"])
+def test_noise_spectrum(model):
+    from hiermodel.population import noise_spectrum
+
+    t = HierarchicalTarget(10, gamma=0.4, rng=1)  # D = 55, d1 = 3
+    n = 40 * t.D
+    out = noise_spectrum(t, n, 7, model=model)
+    # By hand, with the same draw: raw labels, C_hat - E C_hat, projected off span(a_i).
+    Z, y = t.sample(n, 7, model=model)
+    F = Z if model == "gaussian-equivalent" else hm.hermite_features(Z, 2)
+    delta = (F.T * y) @ F / n - y.mean() * np.eye(t.D) - population_matrix(t, model=model)
+    P = np.eye(t.D) - t.directions.T @ t.directions
+    perp = np.linalg.eigvalsh(P @ delta @ P)
+    np.testing.assert_allclose(out["full"], np.linalg.eigvalsh(delta), atol=1e-10)
+    np.testing.assert_allclose(out["perp"], np.sort(perp[np.argsort(np.abs(perp))[t.d1:]]), atol=1e-10)
+    np.testing.assert_array_equal(out["labels"], y)
+    assert out["perp"].shape == (t.D - t.d1,)
+    if model == "gaussian-equivalent":  # C1: the edge is near 2 sqrt(D/n) (here within 30%)
+        assert 0.9 < np.abs(out["perp"]).max() / (2 * np.sqrt(t.D / n)) < 1.3

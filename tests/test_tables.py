@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hiermodel import theory
-from hiermodel.tables import (bootstrap_slope, cos2_long, crossing, first_layer_error, half_way, long_form,
+from hiermodel.tables import (bootstrap_slope, cos2_long, crossing, first_layer_error, half_way, long_form, loglog_fit,
                               loglog_slope, mean_sem)
 
 
@@ -131,3 +131,53 @@ def test_first_layer_error():
     assert out[1] == pytest.approx(np.sum(lam2 * (1 - np.array([0.8, 0.7, 0.1]) ** 2)))
     with pytest.raises(ValueError, match="cos2_1"):
         first_layer_error(df.drop(columns=["cos2_3"]))
+
+
+# --- power-law fits with standard errors (loglog_fit) ---
+def test_exact_power_law_is_recovered():
+    rng = np.random.default_rng(0)
+    n, D = np.exp(rng.uniform(3, 9, 20)), np.exp(rng.uniform(4, 7, 20))
+    y = 3.0 * n**-0.5 * D**0.5
+    fit = loglog_fit(np.column_stack([np.log(n), np.log(D)]), np.log(y))
+    np.testing.assert_allclose(fit.slopes, [-0.5, 0.5], atol=1e-12)
+    assert fit.intercept == pytest.approx(np.log(3.0), abs=1e-12)
+    assert np.all(fit.se < 1e-10) and fit.residual_sd < 1e-10
+    np.testing.assert_allclose(fit.predict(np.log([[10.0, 100.0]])), np.log(3.0 * 10**-0.5 * 100**0.5))
+
+
+def test_standard_errors_are_the_classical_ones():
+    rng = np.random.default_rng(1)
+    x = np.linspace(0, 3, 12)
+    y = 1.0 - 1.1 * x + 0.05 * rng.standard_normal(12)
+    fit = loglog_fit(x, y)
+    coef, cov = np.polyfit(x, y, 1, cov=True)  # numpy scales by RSS / (N - 2)
+    assert fit.slopes[0] == pytest.approx(coef[0], rel=1e-12) and fit.intercept == pytest.approx(coef[1])
+    assert fit.se[0] == pytest.approx(np.sqrt(cov[0, 0]), rel=1e-10)
+    assert fit.intercept_se == pytest.approx(np.sqrt(cov[1, 1]), rel=1e-10)
+    # One regressor: se = sqrt(RSS / (N - 2) / Sxx).
+    resid = y - fit.predict(x)
+    assert fit.se[0] == pytest.approx(np.sqrt(resid @ resid / 10 / np.sum((x - x.mean()) ** 2)), rel=1e-10)
+
+
+def test_combination_se_uses_the_covariance():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((40, 2))
+    X[:, 1] = X[:, 0] + 0.1 * X[:, 1]  # strongly correlated: b + c is far better determined than b or c
+    y = X @ [0.7, -0.7] + 0.1 * rng.standard_normal(40)
+    fit = loglog_fit(X, y)
+    se_sum = fit.combination_se([1, 1])
+    assert se_sum == pytest.approx(np.sqrt(fit.cov[1, 1] + fit.cov[2, 2] + 2 * fit.cov[1, 2]))
+    assert se_sum < 0.5 * np.sqrt(fit.se[0] ** 2 + fit.se[1] ** 2)  # negative covariance of b and c
+    with pytest.raises(ValueError, match="2 entries"):
+        fit.combination_se([1, 1, 1])
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="residual degree"):
+        loglog_fit([1.0, 2.0], [0.0, 1.0])
+    with pytest.raises(ValueError, match="collinear"):
+        loglog_fit(np.column_stack([np.arange(5.0), 2 * np.arange(5.0)]), np.arange(5.0))
+    with pytest.raises(ValueError, match="NaN"):
+        loglog_fit(np.array([0.0, -np.inf, 0.7, 1.1]), np.arange(4.0))
+    with pytest.raises(ValueError, match="must be"):
+        loglog_fit(np.ones((4, 1)), np.ones(3))

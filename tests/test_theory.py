@@ -143,3 +143,129 @@ def test_finite_d_recovered_count_approaches_its_exponent(gamma):
         m = th.recovered_count(float(d) ** kappa, d=d, gamma=gamma, eps=eps, q=q)
         gaps.append(abs(math.log(m) / math.log(th.first_layer_width(d, eps)) - sigma))
     assert max(gaps) < 0.05 and gaps[-1] < 0.02  # the floor of m_n adds a wiggle of order 1/(m_n log d1)
+
+
+def test_kolmogorov_distance():
+    x = np.linspace(0.0, 1.0, 1001)
+    uniform = np.ones_like(x)
+    mid = (np.arange(200) + 0.5) / 200  # the uniform law's own quantiles
+    assert th.kolmogorov_distance(mid, x, uniform) < 1e-12
+    assert th.kolmogorov_distance(mid * 0.9, x, uniform) == pytest.approx(0.1 * mid.max(), rel=1e-9)
+    # Eigenvalues of a large GOE matrix against the semicircle, and against a wrong radius.
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((600, 600))
+    eigs = np.linalg.eigvalsh((G + G.T) / np.sqrt(2 * 600))  # semicircle of radius 2
+    grid = np.linspace(-2.5, 2.5, 2001)
+    assert th.kolmogorov_distance(eigs, grid, th.semicircle_density(grid, radius=2.0)) < 0.01
+    assert th.kolmogorov_distance(eigs, grid, th.semicircle_density(grid, radius=1.6)) > 0.05
+    with pytest.raises(ValueError, match="increasing"):
+        th.kolmogorov_distance(eigs, grid[::-1], uniform[:1])
+    with pytest.raises(ValueError, match="no mass"):
+        th.kolmogorov_distance(eigs, grid, np.zeros_like(grid))
+
+
+def test_overlap_prefactors():
+    # the closed forms of chapter 3 (Eq. 3.2): bulk term (1 + 4 lambda^2)(1 - d1/D) n*_k, plus the neighbour sum
+    d, gamma, eps = 30, 0.4, 0.5
+    t = hm.HierarchicalTarget(d, gamma=gamma, eps=eps, rng=3)
+    P = th.overlap_prefactors(t.weights, t.D)
+    lam = t.weights
+    n_star = th.recovery_thresholds(d=d, gamma=gamma, eps=eps, q=2, convention="bbp")
+    np.testing.assert_allclose(P["subspace"], (1 + 4 * lam**2) * (1 - t.d1 / t.D) * n_star, rtol=1e-12)
+    for k in range(t.d1):
+        pair = sum((1 + 4 * lam[j] ** 2 + 4 * lam[k] ** 2 + 4 * lam[j] * lam[k]) / (np.sqrt(2) * (lam[k] - lam[j])) ** 2
+                   for j in range(t.d1) if j != k)
+        assert P["neighbours"][k] == pytest.approx(pair, rel=1e-12)
+    np.testing.assert_allclose(P["eigenvector"], P["subspace"] + P["neighbours"], rtol=1e-14)
+    assert np.all(P["neighbours"] > 0)
+    # one direction: no neighbours; the weak-feature limit lambda -> 0 gives the plain BBP form (D - d1)/(2 lambda^2)
+    one = th.overlap_prefactors([1.0], 10)
+    assert one["neighbours"][0] == 0 and one["subspace"][0] == pytest.approx(9 * 5 / 2)
+    weak = th.overlap_prefactors([1e-4, -2e-4], 1000)["subspace"]
+    np.testing.assert_allclose(weak, 998 / (2 * np.array([1e-4, -2e-4]) ** 2), rtol=1e-6)
+    # equal weights: degenerate spikes, the eigenvector term is infinite; opposite signs are not degenerate
+    assert np.all(np.isinf(th.overlap_prefactors([0.5, 0.5], 10)["eigenvector"]))
+    assert np.all(np.isfinite(th.overlap_prefactors([0.5, -0.5], 10)["eigenvector"]))
+    for bad in ([], [0.0, 1.0], [[0.5]]):
+        with pytest.raises(ValueError):
+            th.overlap_prefactors(bad, 10)
+    with pytest.raises(ValueError):
+        th.overlap_prefactors([0.5, 0.5], 1)
+
+
+# --- chapter 4: the continuous count and the two layers' errors ------------------------------------------------
+@pytest.mark.parametrize("gamma", [0.4, 1.0, 1.5])
+def test_continuum_count_is_the_staircase_off_the_steps(gamma):
+    kw = dict(d=16, gamma=gamma, eps=math.log(40.5) / math.log(16), q=2)
+    n = np.geomspace(100, 1e7, 400)
+    m = th.continuum_count(n, **kw)
+    d1 = th.first_layer_width(16, kw["eps"])
+    off_steps = np.abs(m - np.round(m)) > 1e-9
+    np.testing.assert_array_equal(np.minimum(np.floor(m), d1)[off_steps],
+                                  th.recovered_count(n, **kw, convention="bbp")[off_steps])
+    n1 = th.recovery_thresholds(**kw)[0]
+    assert th.continuum_count(n1, **kw) == pytest.approx(1.0)
+    assert th.continuum_count(n1 * 2 ** (2 * gamma), **kw) == pytest.approx(2.0)
+    if gamma > 0.5:  # the continuum law is the tail with this m
+        Z2 = th.power_law_normalisation(d1, gamma) ** 2
+        np.testing.assert_allclose(th.mse_asymptotic(n, **kw), Z2 * m ** (1 - 2 * gamma) / (2 * gamma - 1),
+                                   rtol=1e-12)
+    with pytest.raises(ValueError, match="gamma"):
+        th.continuum_count(n, **{**kw, "gamma": 0.0})
+    with pytest.raises(ValueError, match="n must be"):
+        th.continuum_count(0.5, **kw)
+
+
+def _ge_setup(seed=3):
+    """A GE target (d = 8, d1 = 3), an estimated-looking basis (each row mostly one direction, tilted towards
+    another and towards noise) and an orthonormal basis whose first 3 rows span the directions."""
+    t = hm.HierarchicalTarget(8, eps=math.log(3.5) / math.log(8), gamma=0.5, rng=seed)
+    rng = np.random.default_rng(seed + 1)
+    A = t.directions
+    tilted = A + 0.5 * np.roll(A, 1, axis=0) + 0.8 * rng.standard_normal((3, t.D)) / math.sqrt(t.D)
+    basis = np.linalg.qr(tilted.T)[0].T
+    Q_all = np.linalg.qr(np.vstack([A, rng.standard_normal((4, t.D))]).T)[0].T
+    return t, basis, Q_all
+
+
+def test_ideal_readout_error_is_the_best_predictor_on_the_estimated_span():
+    t, basis, Q_all = _ge_setup()
+    A, lam = t.directions, t.weights
+    F, y = t.sample(200_000, np.random.default_rng(5), model="gaussian-equivalent")
+    PA = A @ basis.T @ basis  # rows P a_i
+    best = (lam * ((F @ PA.T) ** 2 - np.sum(PA**2, axis=1))).sum(axis=1) / math.sqrt(2)  # E[y | P F]
+    res = (y - best) ** 2
+    exact = th.ideal_readout_error(A, lam, basis)
+    assert abs(res.mean() - exact) < 4 * res.std() / math.sqrt(res.size)
+    assert 0 < exact < 1
+    # limits: the true span leaves nothing, an orthogonal span everything; one tilted direction is diagonal
+    assert th.ideal_readout_error(A, lam, Q_all[:3]) == pytest.approx(0.0, abs=1e-12)
+    assert th.ideal_readout_error(A, lam, Q_all[3:]) == pytest.approx(1.0, abs=1e-12)
+    tilt = np.cos(0.6) * A[:1] + np.sin(0.6) * Q_all[3:4]
+    for diagonal in (False, True):
+        value = th.ideal_readout_error(A, lam, tilt, diagonal=diagonal)
+        assert value == pytest.approx(1 - lam[0] ** 2 * np.cos(0.6) ** 4, abs=1e-12)
+    # the diagonal form drops the cross terms only
+    c = ((A @ basis.T) ** 2).sum(axis=1)
+    assert th.ideal_readout_error(A, lam, basis, diagonal=True) == pytest.approx(np.sum(lam**2 * (1 - c**2)))
+
+
+def test_eigenvalue_readout_error_is_the_best_affine_readout_of_h2_hat():
+    t, basis, Q_all = _ge_setup()
+    A, lam = t.directions, t.weights
+    mu = t.weights + 0.1  # eigenvalue-like weights, not the true ones
+    F, y = t.sample(200_000, np.random.default_rng(6), model="gaussian-equivalent")
+    h2_hat = (mu * ((F @ basis.T) ** 2 - 1)).sum(axis=1)
+    r = np.corrcoef(y, h2_hat)[0, 1]
+    mse = 1 - r**2  # best affine readout of h2_hat, standardised labels
+    assert th.eigenvalue_readout_error(A, lam, basis, mu) == pytest.approx(mse, abs=0.01)
+    # the true directions weighted by the true weights: nothing left
+    assert th.eigenvalue_readout_error(A, lam, A, lam) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="eigenvalues"):
+        th.eigenvalue_readout_error(A, lam, basis, np.zeros(3))
+    with pytest.raises(ValueError, match="orthonormal rows"):
+        th.ideal_readout_error(A, lam, 2 * basis)
+    with pytest.raises(ValueError, match="orthonormal directions"):
+        th.ideal_readout_error(2 * A, lam, basis)
+    with pytest.raises(ValueError, match="need directions"):
+        th.ideal_readout_error(A, lam[:2], basis)
