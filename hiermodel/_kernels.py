@@ -88,38 +88,51 @@ class SampleKernel:
         data = self.data
         sums = (MomentSums(data.d, len(weights), self.dtype) if self.operator_form
                 else GramSums(data.D, len(weights), self.dtype))
-        j, pending, checkpoints = 0, 0, list(checkpoints)
-        # Blocks are cut at checkpoints, so every checkpoint is a block boundary.
-        bounds = sorted(set([0] + checkpoints))
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            for s, Zb in data.blocks(lo, hi, self.dense_rows, self.dtype):
-                sums.add(Zb if self.operator_form else data.lift(Zb), [w[s:s + Zb.shape[0]] for w in weights])
-                pending += 1
-                if pending >= 16:
-                    sums.flush()
-                    pending = 0
-            sums.flush()
-            pending = 0
-            while j < len(checkpoints) and checkpoints[j] == hi:
-                callback(j, sums.totals())
-                j += 1
+        checkpoints = list(checkpoints)
+        j, pending = 0, 0
+        # One pass; blocks are cut at checkpoints, so every checkpoint is a block boundary.
+        for s, Zb in data.blocks(0, checkpoints[-1], self.dense_rows, self.dtype, cuts=checkpoints):
+            sums.add(Zb if self.operator_form else data.lift(Zb), [w[s:s + Zb.shape[0]] for w in weights])
+            pending += 1
+            if pending >= 16:
+                sums.flush()
+                pending = 0
+            end = s + Zb.shape[0]
+            if end == checkpoints[j]:
+                sums.flush()
+                pending = 0
+                while j < len(checkpoints) and checkpoints[j] == end:
+                    callback(j, sums.totals())
+                    j += 1
         self.stats["dense_time"] += time.perf_counter() - t0  # includes the callbacks (eigen-solves)
         self.stats["dense_flops"] += sums.flops_per_sample * checkpoints[-1]
 
     def project(self, A: np.ndarray, start: int, stop: int, dtype=None) -> np.ndarray:
         """``h = F A^T`` on rows ``[start, stop)``, shape (stop - start, r), float64."""
+        out = np.empty((stop - start, A.shape[0]))
+        for s, H in self.projections(lambda s: A, start, stop, dtype=dtype):
+            out[s - start:s - start + H.shape[0]] = H
+        return out
+
+    def projections(self, directions_at, start, stop, *, cuts=(), dtype=None):
+        """Yield ``(offset, h_block)`` with ``h = F A^T`` over rows ``[start, stop)`` in one pass over the data.
+
+        ``directions_at(offset)`` gives the ``(r, D)`` directions ``A`` for the block at ``offset`` (it may change
+        only at ``cuts``, where blocks are cut); ``h_block`` is float64.
+        """
         data = self.data
         dt = self.dtype if dtype is None else np.dtype(dtype)
-        out = np.empty((stop - start, A.shape[0]))
-        if self.operator_form:
-            mats = vector_to_matrix(A, data.d)
-            for s, Xc in data.blocks(start, stop, max(self.rows, 1024), dt):
-                out[s - start:s - start + Xc.shape[0]] = quadratic_projection(Xc, mats, dtype=dt)
-            return out
-        Ad = np.asarray(A.T, dtype=dt)
-        for s, Zb in data.blocks(start, stop, self.rows, dt):
-            out[s - start:s - start + Zb.shape[0]] = data.lift(Zb) @ Ad
-        return out
+        rows = max(self.rows, 1024) if self.operator_form else self.rows
+        current, prepared = None, None
+        for s, Zb in data.blocks(start, stop, rows, dt, cuts=cuts):
+            A = directions_at(s)
+            if A is not current:  # convert once per direction set, not once per block
+                current = A
+                prepared = vector_to_matrix(A, data.d) if self.operator_form else np.asarray(A.T, dtype=dt)
+            if self.operator_form:
+                yield s, quadratic_projection(Zb, prepared, dtype=dt)
+            else:
+                yield s, data.lift(Zb) @ prepared
 
 
 class GramSums:

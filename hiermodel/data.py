@@ -124,21 +124,36 @@ class TrainingData:
         if not np.all(np.isfinite(self.y)):
             raise ValueError("y contains NaN or infinite values")
 
-    def blocks(self, start, stop, rows, dtype):
-        """Yield ``(offset, Z_block)`` covering rows ``[start, stop)`` in blocks of at most ``rows``, as ``dtype``."""
+    def blocks(self, start, stop, rows, dtype, cuts=()):
+        """Yield ``(offset, Z_block)`` covering rows ``[start, stop)`` in one pass, as ``dtype``.
+
+        Blocks have at most ``rows`` rows and never cross a cut (``cuts``: row indices, e.g. the checkpoints of a
+        path) or, for a stream, one of its chunk boundaries; the block grid restarts at each of these points, so
+        the blocks (and the sums over them) are the same as those of separate calls between the cuts.
+        """
         if stop <= start:
             return
+        restarts = {start, *(c for c in cuts if start < c < stop)}
+        if self.stream is not None:
+            size = self.stream.chunk_size
+            restarts |= set(range((start // size + 1) * size, stop, size))
+        edges = sorted(restarts) + [stop]
+        grid = [(s, min(s + rows, hi)) for lo, hi in zip(edges[:-1], edges[1:]) for s in range(lo, hi, rows)]
         if self.stream is None:
-            for s in range(start, stop, rows):
-                yield s, np.asarray(self.Z[s:min(s + rows, stop)], dtype=dtype)
+            for a, b in grid:
+                yield a, np.asarray(self.Z[a:b], dtype=dtype)
             return
+        # One pass over the stream: regenerating it from row 0 for every cut would cost a pass per checkpoint.
+        blocks = iter(grid)
+        a, b = next(blocks)
         for s0, Z, _ in self.stream.blocks(stop):
-            if s0 + Z.shape[0] <= start:
-                continue
-            Z = Z[max(start - s0, 0):]
-            base = max(start, s0)
-            for s in range(0, Z.shape[0], rows):
-                yield base + s, np.asarray(Z[s:s + rows], dtype=dtype)
+            e0 = s0 + Z.shape[0]
+            while a < e0:  # grid blocks lie inside one chunk (chunk starts are restarts)
+                yield a, np.asarray(Z[a - s0:b - s0], dtype=dtype)
+                nxt = next(blocks, None)
+                if nxt is None:
+                    return
+                a, b = nxt
 
     def lift(self, Zb):
         """The features of a block (the identity for feature data)."""

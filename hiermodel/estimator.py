@@ -322,18 +322,19 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
     def _second_stage(self, kernel, plans):
         """``h_hat`` on each plan's second-stage rows in one pass over ``[0, max e2)``, then ``A2_hat``, readout."""
         lo, hi = min(p.s2 for p in plans), max(p.e2 for p in plans)
-        A_all = np.vstack([p.U.T for p in plans])
-        r = self.d1
+        r, step = self.d1, 65536
         hs = [np.empty((p.e2 - p.s2, r)) for p in plans]
-        step = 65536
-        for s in range(lo, hi, step):
-            e = min(s + step, hi)
-            active = [i for i, p in enumerate(plans) if p.s2 < e and p.e2 > s]
-            H = kernel.project(np.vstack([A_all[i * r:(i + 1) * r] for i in active]), s, e)
-            for c, i in enumerate(active):
+        steps = list(range(lo, hi, step))
+        # Per step of rows: the plans whose second-stage range overlaps it, and their directions stacked.
+        active = [[i for i, p in enumerate(plans) if p.s2 < min(s + step, hi) and p.e2 > s] for s in steps]
+        stacked = [np.vstack([plans[i].U.T for i in act]) for act in active]
+        for s, H in kernel.projections(lambda s: stacked[(s - lo) // step], lo, hi, cuts=steps):
+            e = s + H.shape[0]
+            for c, i in enumerate(active[(s - lo) // step]):
                 p = plans[i]
                 a, b = max(s, p.s2), min(e, p.e2)
-                hs[i][a - p.s2:b - p.s2] = H[a - s:b - s, c * r:(c + 1) * r]
+                if a < b:
+                    hs[i][a - p.s2:b - p.s2] = H[a - s:b - s, c * r:(c + 1) * r]
         for p, h in zip(plans, hs):
             w = p.w[p.s2:p.e2]
             m = h.shape[0]
