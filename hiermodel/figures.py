@@ -51,7 +51,7 @@ class FigureSpec:
     name, caption, claims : str
         Registry key, a one-line description (for ``--help`` and captions; never drawn) and the claims it checks.
     chapter : str
-        The chapter cell whose sweep the ``"ci"`` grid reproduces.
+        The chapter and the name of its figure whose sweep the ``"ci"`` grid reproduces.
     grids : dict
         ``scale -> Grid keyword arguments``, plus the keys named in ``extras``.
     plot : callable
@@ -306,7 +306,8 @@ def _plot_rate(df):
         ax.set_xlabel("$n$")
         ax.text(0.04, 0.04, rf"$\gamma = {gamma:g}$", transform=ax.transAxes, fontsize=8)
     axes[0].set_ylabel("error (standardised labels)")
-    axes[0].legend(frameon=False, fontsize=6, loc="lower left", bbox_to_anchor=(0, 0.1))
+    handles, labels = axes[0].get_legend_handles_labels()  # one legend below the panels, clear of the data
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), frameon=False, fontsize=7)
     return fig
 
 
@@ -323,6 +324,13 @@ def _plot_scaling(df):
             th = part.groupby("D")["mse_refined"].mean()
             ax.plot(th.index, th.values, "-", color="0.5", lw=1)
     _log(ax)
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    Ds = sorted(df["D"].unique())  # a short log range: label the D values and 1, 2, 3, 5 x 10^k
+    ax.set_xticks(Ds, [str(int(D)) for D in Ds])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("feature dimension $D$")
     ax.set_ylabel("error (standardised labels)")
     ax.legend(frameon=False, fontsize=7)
@@ -351,26 +359,6 @@ def _plot_floor(df):
     return fig
 
 
-def _plot_links(df):
-    """cos^2 theta_i against n per direction, one panel per link (Gaussian-equivalent model; chapter 5)."""
-    links = list(dict.fromkeys(df["g"]))
-    fig, axes = _new_figure(len(links), sharey=True)
-    cos2 = long_form(df, "cos2")
-    d1 = int(df["d1"].max())
-    for ax, g in zip(axes, links):
-        part = cos2[cos2["g"] == g]
-        for i in range(1, d1 + 1):
-            _errorbar(ax, mean_sem(part[part["i"] == i], "n", "cos2"), color=f"C{(i - 1) % 10}", label=f"$i = {i}$")
-        ax.axhline(0.5, color="0.7", lw=0.8, ls=":")
-        _log(ax, y=False)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("$n$")
-        ax.text(0.04, 0.9, rf"$g = \mathrm{{{g}}}$", transform=ax.transAxes, fontsize=8)
-    axes[0].set_ylabel(r"$\cos^2\theta_i$")
-    axes[-1].legend(frameon=False, fontsize=7, loc="lower right")
-    return fig
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------------------------------
@@ -380,16 +368,16 @@ _BOTH = ["hermite", GE]
 
 FIGURES = {spec.name: spec for spec in (
     FigureSpec("fig2", "gamma = 0.4, g = id: test MSE and overlap q_h against alpha (the paper's Fig. 2)",
-               "C3, C5, C9", "04-scaling-law cell 24 (and 05-nonlinear cell 12)", _FIG2, _plot_fig2),
+               "C3, C5, C9", "04-scaling-law, fig-ch4-mse-qh (its id tasks are also fig5's)", _FIG2, _plot_fig2),
     FigureSpec("fig3", "one d, gamma = 0 ... 1: test MSE against alpha, both models (the paper's Fig. 3)",
-               "C5, C6", "04-scaling-law cell 27",
+               "C5, C6", "04-scaling-law, fig-ch4-gamma-scan",
                {"ci": dict(d=20, gamma=_alphas(0.0, 1.0, 0.2), alpha=_alphas(1.6, 3.4, 0.2), seeds=4, g="id",
                            model=_BOTH),
                 "paper": dict(d=400, gamma=_alphas(0.0, 1.0, 0.2), alpha=_alphas(1.6, 3.0, 0.1), seeds=10, g="id",
                               model=_BOTH)},
                _plot_fig3),
     FigureSpec("fig4", "gamma = 0.4: per-direction recovery, the 1/n law, recovered count (the paper's Fig. 4)",
-               "C3, C4, C9, B1, B6", "03-recovery cell 9 (n_path, the runs)",
+               "C3, C4, C9, B1, B6", "03-recovery (its one sweep: every figure and check of the chapter)",
                {"ci": dict(d=[16, 23, 30], gamma=0.4, eps=0.5, seeds=6, g="id", model=[GE, "hermite"],
                            deltas=[0.25, 0.5, 0.75]),
                 # d = 400 would need ~2.6 TB per task on this path (n up to 7e8 at 146 sizes): 60-150 fit 4-63 GiB
@@ -397,31 +385,25 @@ FIGURES = {spec.name: spec for spec in (
                               deltas=[0.25, 0.5, 0.75])},
                _plot_fig4, extras=("deltas",), per_d=_recovery_rule),
     FigureSpec("fig5", "g = id and tanh, gamma = 0.4: test MSE and overlap q_h against alpha (the paper's Fig. 5)",
-               "C7", "05-nonlinear cell 12 (its fig2 and fig5 sweeps together)",
+               "C7", "05-nonlinear, fig-ch5-fig5 (g = id and tanh in one sweep; its id half is fig2's grid)",
                {scale: {**kw, "g": ["id", "tanh"]} for scale, kw in _FIG2.items()}, _plot_fig5),
     FigureSpec("rate", "GE, gamma = 0.75, 1, 1.5: test MSE and first-layer error against n, the rate",
-               "C5, B2", "04-scaling-law cell 15 (OWN rate_*)",
+               "C5, B2", "04-scaling-law, fig-ch4-rate",
                {"ci": dict(d=16, d1=40, gamma=[0.75, 1.0, 1.5], n=[int(round(500 * 2 ** (k / 2))) for k in range(15)],
                            seeds=6, model=GE),
                 "paper": dict(d=40, d1=120, gamma=[0.75, 1.0, 1.5],
                               n=[int(round(2000 * 2 ** (k / 2))) for k in range(19)], seeds=10, model=GE)},
                _plot_rate, extras=("d1",), per_d=_width_rule),
     FigureSpec("scaling", "GE, gamma = 1, d1 = 10: errors against D at fixed n / D (the d-dependence)",
-               "C5", "04-scaling-law cell 13 (OWN scale_*)",
+               "C5", "04-scaling-law, fig-ch4-scale",
                {"ci": dict(d=[12, 17, 24], d1=10, ratios=[6, 24], gamma=1.0, seeds=8, model=GE),
                 "paper": dict(d=[24, 34, 48], d1=10, ratios=[6, 24], gamma=1.0, seeds=10, model=GE)},
                _plot_scaling, extras=("d1", "ratios"), per_d=_width_rule),
     FigureSpec("floor", "real model, gamma = 1: test MSE and first-layer error against n, the finite-d floor",
-               "B6", "04-scaling-law cell 30 (OWN real_*)",
+               "B6", "04-scaling-law, fig-ch4-real-floor",
                {"ci": dict(d=[20, 30], gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=3),
                 "paper": dict(d=[120, 250, 400], gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=10)},
                _plot_floor),
-    FigureSpec("links", "GE, gamma = 0.4: per-direction recovery for g = id and g = tanh against n",
-               "C7", "05-nonlinear cell 7 (D_GE, SEEDS_GE; there id and tanh share their data)",
-               {"ci": dict(d=30, gamma=0.4, g=["id", "tanh"], model=GE, alpha=_alphas(1.9, 3.6, 0.05), seeds=6),
-                "paper": dict(d=60, gamma=0.4, g=["id", "tanh"], model=GE, alpha=_alphas(1.9, 3.6, 0.05),
-                              seeds=10)},
-               _plot_links),
 )}
 
 

@@ -28,7 +28,7 @@ def _as_set(key, value):
 # The "ci" grids are what the chapters run (the chapters' own code, copied from the notebooks before the refactor)
 # --------------------------------------------------------------------------------------------------------------------
 def _chapter3_n_path(d, GAMMA=0.4, EPS=0.5, DELTAS=(0.25, 0.5, 0.75)):
-    """book/03-recovery.ipynb cell 9: paper_thresholds, bbp_thresholds, n_path."""
+    """book/03-recovery.ipynb cell 9 before the refactor: paper_thresholds, bbp_thresholds, n_path."""
     d1 = hm.theory.first_layer_width(d, EPS)
     n_k = d**2 * np.arange(1, d1 + 1) ** (2 * GAMMA) * hm.theory.harmonic_number(d1, 2 * GAMMA)
     n_star = hm.theory.recovery_thresholds(d=d, gamma=GAMMA, eps=EPS, q=2, convention="bbp")
@@ -46,36 +46,43 @@ def test_fig4_is_chapter_3s_experiment():
         np.testing.assert_array_equal(figures.recovery_sizes(d, gamma=0.4), _chapter3_n_path(d))
 
 
-def test_chapter_4_grids_are_registered():
-    # book/04-scaling-law.ipynb cell 1 (OWN["ci"]) and cells 13, 15, 30
-    own = dict(rate_d=16, rate_d1=40, rate_seeds=6, rate_n=[int(round(500 * 2 ** (k / 2))) for k in range(15)],
-               scale_d=(12, 17, 24), scale_seeds=8, real_d=(20, 30), real_seeds=3)
+# book/04-scaling-law.ipynb before the refactor: its own scale registry OWN (cell 1) and the grids of cells 13, 15, 30
+_CHAPTER_4_OWN = {
+    "ci": dict(rate_d=16, rate_d1=40, rate_seeds=6, rate_n=[int(round(500 * 2 ** (k / 2))) for k in range(15)],
+               scale_d=(12, 17, 24), scale_seeds=8, real_d=(20, 30), real_seeds=3),
+    "paper": dict(rate_d=40, rate_d1=120, rate_seeds=10, rate_n=[int(round(2000 * 2 ** (k / 2))) for k in range(19)],
+                  scale_d=(24, 34, 48), scale_seeds=10, real_d=(120, 250, 400), real_seeds=10)}
+
+
+@pytest.mark.parametrize("scale", ["ci", "paper"])
+def test_chapter_4_grids_are_registered(scale):
+    own = _CHAPTER_4_OWN[scale]
     scaling = sum(sweep.Grid(d=d, eps=math.log(10 + 0.5) / math.log(d), gamma=1.0,
                              n=[r * hm.feature_dimension(d, 2) for r in (6, 24)], seeds=own["scale_seeds"],
                              model=GE) for d in own["scale_d"])
-    assert figures.grid("scaling", "ci") == scaling
+    assert figures.grid("scaling", scale) == scaling
     eps_r = math.log(own["rate_d1"] + 0.5) / math.log(own["rate_d"])
     rate = sweep.Grid(d=own["rate_d"], eps=eps_r, gamma=[0.75, 1.0, 1.5], n=own["rate_n"], seeds=own["rate_seeds"],
                       model=GE)
-    assert figures.grid("rate", "ci") == rate
+    assert figures.grid("rate", scale) == rate
     real = sweep.Grid(d=list(own["real_d"]), gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=own["real_seeds"])
-    assert figures.grid("floor", "ci") == real
-    # cell 27 ran fig3 once per model: the registry holds both, task for task
-    fig3 = figures.grid("fig3", "ci")
+    assert figures.grid("floor", scale) == real
+    # cell 27 ran fig3 once per model: the registry holds both, task for task (the chapter now runs it once)
+    fig3 = figures.grid("fig3", scale)
     for model in ("hermite", GE):
-        keys = {t.cache_key() for t in figures.grid("fig3", "ci", model=model).tasks()}
+        keys = {t.cache_key() for t in figures.grid("fig3", scale, model=model).tasks()}
         assert keys == {t.cache_key() for t in fig3.tasks() if t.model == model}
 
 
 def test_chapter_5_grids_are_registered():
-    # cell 12: fig2 and fig5 (g = tanh) together; cell 7: d = 30, alpha 1.9 .. 3.6 by 0.05, 6 seeds
-    fig5 = {t.cache_key() for t in figures.grid("fig5", "ci").tasks()}
+    # cell 13: one sweep with g = id and tanh; its id half is fig2's grid (the same tasks, shared through the cache)
+    fig5 = figures.grid("fig5", "ci")
     fig2 = {t.cache_key() for t in figures.grid("fig2", "ci").tasks()}
-    assert fig2 < fig5 and len(fig5) == 2 * len(fig2)
-    ns = np.unique(np.round(30 ** np.round(np.arange(1.9, 3.6001, 0.05), 2)).astype(int))
-    links = figures.grid("links", "ci")
-    assert all(t.ns == tuple(ns) and t.model == GE and t.d == 30 for t in links.tasks())
-    assert sorted({t.g for t in links.tasks()}) == ["id", "tanh"] and links.seeds == tuple(range(6))
+    assert {t.cache_key() for t in fig5.tasks() if t.g == "id"} == fig2 and len(fig5) == 2 * len(fig2)
+    assert {t.readout for t in fig5.tasks() if t.g == "tanh"} == {"poly"}
+    # the paired g = id / tanh experiment (cell 7) shares data between the links, which a grid cannot: it is
+    # hiermodel.experiments.paired_links (tests/test_experiments.py), not a registry entry
+    assert "links" not in figures.names()
 
 
 def test_per_d_rules_follow_overrides():
@@ -149,3 +156,26 @@ def test_plot_rejects_bad_tables():
     with pytest.raises(ValueError, match="unknown figure"):
         figures.plot("fig9", pd.DataFrame({"d": [1]}))
     assert theory.first_layer_width(30, 0.5) == 5
+
+
+def test_chapter_3_runs_the_registered_fig4_grid():
+    """The chapter's one sweep is figures.grid("fig4", SCALE) at SCALE = "ci", so the CLI reruns its numbers."""
+    import json
+    import pathlib
+
+    nb = json.loads((pathlib.Path(__file__).parent.parent / "book" / "03-recovery.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert 'SCALE = "ci"' in code and 'GRID = figures.grid("fig4", SCALE)' in code
+    assert code.count("sweep.run(") == 1 and "sweep.run(GRID, cache_dir=CACHE" in code
+    assert "def " not in code and "recovery_path" not in code
+
+
+def test_fig4_paper_scale_is_the_same_experiment_bigger():
+    ci, paper = (figures.spec("fig4").grids[s] for s in ("ci", "paper"))
+    for key in ("gamma", "eps", "g", "model", "deltas"):
+        assert ci[key] == paper[key], key
+    assert min(paper["d"]) > max(ci["d"]) and paper["seeds"] >= ci["seeds"]
+    g = figures.grid("fig4", "paper")
+    assert set(g.d) == set(paper["d"]) and len(g) == len(paper["d"]) * 2 * paper["seeds"]
+    for t in g.tasks():  # the same per-d path, bigger
+        assert t.ns == tuple(figures.recovery_sizes(t.d, gamma=0.4, deltas=tuple(paper["deltas"])))
