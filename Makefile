@@ -9,7 +9,7 @@ export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test outputs bench clean
+.PHONY: env book test outputs bench clean
 
 $(BIN)/activate: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ $(BIN)/activate: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(BIN)/activate
+
+## env: create .venv (the library, Jupyter Book, the test tools) without building or testing anything
+env: $(BIN)/activate
 
 ## book: execute every chapter and write the HTML book to _build/html
 book: $(BIN)/activate
@@ -31,6 +34,10 @@ test: $(BIN)/activate
 ## outputs: re-execute notebooks and store their outputs (NB=book/01-model.ipynb for one chapter)
 outputs: $(BIN)/activate
 	$(BIN)/python tools/execute_notebooks.py $(NB)
+
+## bench: the spectral-step benchmark, short run (prints a table; see benchmarks/bench_spectral.py --help)
+bench: $(BIN)/activate
+	$(BIN)/python benchmarks/bench_spectral.py --quick
 
 clean:
 	rm -rf _build
