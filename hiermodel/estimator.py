@@ -76,8 +76,8 @@ class _Plan:
     n1: int  # first layer on rows [0, n1)
     s2: int  # second layer and readout on rows [s2, e2)
     e2: int
-    w: np.ndarray  # scaled labels of rows [0, n)
-    mean: float
+    y: np.ndarray  # all labels (a reference, not a copy): weights are scaled on demand, so a path of P points
+    mean: float    # holds O(P) numbers here, not P arrays of n
     std: float
     theta: np.ndarray | None = None
     U: np.ndarray | None = None
@@ -87,6 +87,10 @@ class _Plan:
     h2_center: float = 0.0
     h2_scale: float = 1.0
     coef: np.ndarray | None = None
+
+    def w(self, a=0, b=None):
+        """Scaled labels of rows ``[a, b)`` (``b`` defaults to ``n``): ``(y - mean) / std``."""
+        return (self.y[a:self.n if b is None else b] - self.mean) / self.std
 
 
 READOUTS = {"affine": 1, "poly": 3}
@@ -259,8 +263,8 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         if n1 < self.d1 or (e2 - s2) < self.d1:
             raise ValueError(f"n = {n} too small: the {'halves' if self.split else 'sample'} must have at least "
                              f"d1 = {self.d1} samples")
-        w, mean, std = scaled_labels(data.y[:n], center=self.center)
-        return _Plan(n=n, n1=n1, s2=s2, e2=e2, w=w, mean=mean, std=std)
+        _, mean, std = scaled_labels(data.y[:n], center=self.center)
+        return _Plan(n=n, n1=n1, s2=s2, e2=e2, y=data.y, mean=mean, std=std)
 
     def _fit_paths(self, data, ns):
         single = ns is None
@@ -273,9 +277,10 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         else:
             prev = None
             for p in plans:
-                wsum = float(p.w[:p.n1].sum())
+                w = p.w(0, p.n1)
+                wsum = float(w.sum())
 
-                def matvec(V, n1=p.n1, w=p.w, wsum=wsum):
+                def matvec(V, n1=p.n1, w=w, wsum=wsum):
                     return (kernel.apply(V, w, 0, n1) - wsum * V) / n1
 
                 if method == "rsi":
@@ -296,7 +301,7 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
 
     def _dense_path(self, data, kernel, plans):
         if len(plans) == 1:
-            weights = [plans[0].w]
+            weights = [plans[0].w()]
         elif not self.center:
             weights = [data.y]  # y / std_n: one running sum serves every prefix
         else:
@@ -313,39 +318,63 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
                     C = sums[0] / m
                 else:
                     C = (sums[0] - p.mean * sums[1] if self.center else sums[0]) / (p.std * m)
-                C[np.diag_indices_from(C)] -= float(p.w[:m].sum()) / m
+                C[np.diag_indices_from(C)] -= float(p.w(0, m).sum()) / m
                 p.theta, p.U = top_abs_explicit(C, self.d1)
                 p.passes, p.converged = 1, True
 
         kernel.dense(weights, cps, at_checkpoint)
 
     def _second_stage(self, kernel, plans):
-        """``h_hat`` on each plan's second-stage rows in one pass over ``[0, max e2)``, then ``A2_hat``, readout."""
+        """``A2_hat`` and the readout of every plan from two streamed passes over ``[min s2, max e2)``.
+
+        Nothing of size ``n`` is kept: pass 1 accumulates ``sum w h h^T`` (``A2_hat``) and ``sum h h^T`` (which gives
+        the mean of ``h2_hat`` exactly); pass 2 the centred power sums of ``h2_hat`` and their products with ``w``,
+        from which the readout's normal equations in the standardised basis follow. Memory: ``O(d1^2 + p^2)`` per
+        plan beyond the current block.
+        """
         lo, hi = min(p.s2 for p in plans), max(p.e2 for p in plans)
-        r, step = self.d1, 65536
-        hs = [np.empty((p.e2 - p.s2, r)) for p in plans]
+        r, step, p_deg = self.d1, 65536, self._degree
         steps = list(range(lo, hi, step))
         # Per step of rows: the plans whose second-stage range overlaps it, and their directions stacked.
         active = [[i for i, p in enumerate(plans) if p.s2 < min(s + step, hi) and p.e2 > s] for s in steps]
         stacked = [np.vstack([plans[i].U.T for i in act]) for act in active]
-        for s, H in kernel.projections(lambda s: stacked[(s - lo) // step], lo, hi, cuts=steps):
-            e = s + H.shape[0]
-            for c, i in enumerate(active[(s - lo) // step]):
-                p = plans[i]
-                a, b = max(s, p.s2), min(e, p.e2)
-                if a < b:
-                    hs[i][a - p.s2:b - p.s2] = H[a - s:b - s, c * r:(c + 1) * r]
-        for p, h in zip(plans, hs):
-            w = p.w[p.s2:p.e2]
-            m = h.shape[0]
-            A2 = (h * w[:, None]).T @ h / m
-            A2[np.diag_indices_from(A2)] -= w.sum() / m
+
+        def blocks():  # (plan, its h on the block's rows, their weights), one pass over the data
+            for s, H in kernel.projections(lambda s: stacked[(s - lo) // step], lo, hi, cuts=steps):
+                e = s + H.shape[0]
+                for c, i in enumerate(active[(s - lo) // step]):
+                    a, b = max(s, plans[i].s2), min(e, plans[i].e2)
+                    if a < b:
+                        yield plans[i], H[a - s:b - s, c * r:(c + 1) * r], plans[i].w(a, b)
+
+        sums = {id(p): [np.zeros((r, r)), np.zeros((r, r)), 0.0] for p in plans}
+        for p, h, w in blocks():
+            acc = sums[id(p)]
+            acc[0] += (h * w[:, None]).T @ h
+            acc[1] += h.T @ h
+            acc[2] += float(w.sum())
+        for p in plans:
+            yh, hh, wsum = sums[id(p)]
+            m = p.e2 - p.s2
+            A2 = yh / m
+            A2[np.diag_indices_from(A2)] -= wsum / m
             p.A2 = 0.5 * (A2 + A2.T)
-            h2 = self._h2(h, p.A2)
-            p.h2_center, scale = float(np.mean(h2)), float(np.std(h2))
+            p.h2_center = float((np.sum(p.A2 * hh) / m - np.trace(p.A2)) / _SQRT2)  # mean of h2_hat
+        powers = {id(p): [np.zeros(2 * p_deg + 1), np.zeros(p_deg + 1)] for p in plans}
+        for p, h, w in blocks():
+            z = self._h2(h, p.A2) - p.h2_center
+            Z = np.vander(z, 2 * p_deg + 1, increasing=True)
+            acc = powers[id(p)]
+            acc[0] += Z.sum(axis=0)
+            acc[1] += w @ Z[:, :p_deg + 1]
+        for p in plans:
+            P, Q = powers[id(p)]
+            m = p.e2 - p.s2
+            scale = math.sqrt(max(P[2] / m - (P[1] / m) ** 2, 0.0))
             p.h2_scale = scale if scale > 0 else 1.0
-            V = np.vander((h2 - p.h2_center) / p.h2_scale, self._degree + 1, increasing=True)
-            p.coef = np.linalg.lstsq(V, w, rcond=None)[0]
+            k = np.arange(p_deg + 1)
+            gram = P[k[:, None] + k[None, :]] / p.h2_scale ** (k[:, None] + k[None, :])
+            p.coef = np.linalg.lstsq(gram, Q / p.h2_scale**k, rcond=None)[0]  # the normal equations of V c ~ w
 
     @staticmethod
     def _h2(h, A2):

@@ -299,3 +299,39 @@ def test_spectral_matrix_label_options(small):
     assert np.allclose(spectral_matrix(X, y, center=False), raw / y.std(), atol=1e-12)
     w = (y - y.mean()) / y.std()
     assert np.allclose(spectral_matrix(X, y), (F * w[:, None]).T @ F / len(y) - np.eye(t.D) * w.mean(), atol=1e-12)
+
+
+@pytest.mark.parametrize("split, readout", [(False, "affine"), (True, "poly")])
+def test_streamed_second_stage_equals_the_in_memory_formulas(small, split, readout):
+    """The second layer and readout come from two streamed passes of sums; recompute them from h_hat in memory."""
+    t, X, y = small
+    est = LayerwiseSpectral(t.d1, split=split, readout=readout, method="dense", dtype=np.float64).fit(X, y)
+    s2 = len(y) // 2 if split else 0
+    h = est.first_layer(X[s2:])
+    w = (y[s2:] - est.y_mean_) / est.y_std_
+    A2 = (h * w[:, None]).T @ h / len(w) - np.eye(t.d1) * w.mean()
+    assert np.allclose(est.second_layer_, 0.5 * (A2 + A2.T), rtol=1e-10, atol=1e-13)
+    h2 = (np.einsum("ni,ij,nj->n", h, est.second_layer_, h) - np.trace(est.second_layer_)) / np.sqrt(2)
+    assert est.h2_mean_ == pytest.approx(h2.mean(), rel=1e-10, abs=1e-13)
+    assert est.h2_scale_ == pytest.approx(h2.std(), rel=1e-10)
+    V = np.vander((h2 - h2.mean()) / h2.std(), len(est.readout_coef_), increasing=True)
+    assert np.allclose(est.readout_coef_, np.linalg.lstsq(V, w, rcond=None)[0], rtol=1e-8, atol=1e-11)
+
+
+def test_path_memory_does_not_grow_with_the_number_of_points():
+    """A nested path keeps O(d1^2) numbers per point beyond the labels: 10 points cost about one fit."""
+    import tracemalloc
+
+    t = hm.HierarchicalTarget(12, gamma=0.4, rng=0)
+    ns = np.unique(np.geomspace(20_000, 200_000, 10).astype(int))
+
+    def peak(run):
+        tracemalloc.start()
+        run()
+        out = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return out
+
+    one = peak(lambda: LayerwiseSpectral(t.d1, rng=0).fit(SampleStream(t, ns[-1], 3)))
+    path = peak(lambda: LayerwiseSpectral(t.d1, rng=0).fit_path(SampleStream(t, ns[-1], 3), None, ns))
+    assert path < 1.25 * one  # before the streamed second stage: 2.7x
