@@ -60,11 +60,74 @@ def check_real(name: str, value, *, minimum: float | None = None, maximum: float
     return value
 
 
-def check_inputs(X, d: int) -> np.ndarray:
-    """A finite float array of shape ``(n, d)`` with ``n >= 1``."""
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2 or X.shape[1] != d or X.shape[0] < 1:
-        raise ValueError(f"X must have shape (n, {d}) with n >= 1, got {X.shape}")
+def check_bool(name: str, value) -> bool:
+    """``value`` if it is a bool (Python or numpy), else a ValueError: a string such as ``"no"`` is not a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def real_array(name: str, values) -> np.ndarray:
+    """``values`` as an array of real numbers (float, int or bool dtype), without converting: complex numbers,
+    strings and objects that are not numbers are refused with a ValueError naming ``name`` (``np.asarray(z,
+    dtype=float)`` would silently drop imaginary parts)."""
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        bad = [v for v in arr.flat if isinstance(v, bool) or not isinstance(v, numbers.Real)][:1]
+        if bad:
+            raise ValueError(f"{name} must hold real numbers, got objects such as {bad[0]!r}")
+        arr = arr.astype(float)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+            or arr.dtype == np.bool_):
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def float_dtype(name: str, dtype, allowed=(np.float32, np.float64)) -> np.dtype:
+    """``np.dtype(dtype)`` if it is one of ``allowed`` float dtypes, else a ValueError naming them."""
+    names = " or ".join(np.dtype(a).name for a in allowed)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"{name} must be {names}, got {dtype!r}") from None
+    if dt not in [np.dtype(a) for a in allowed]:
+        raise ValueError(f"{name} must be {names}, got {dt.name}")
+    return dt
+
+
+def format_bytes(n: float) -> str:
+    """``1.5e5 -> "146 KiB"``: three significant digits in the largest binary unit below ``n``."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def total_memory_bytes() -> int | None:
+    """Physical memory of this machine, or None if unknown."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_allocation(what: str, nbytes: float) -> None:
+    """A ValueError before allocating ``nbytes`` (described by ``what``) if they exceed this machine's memory."""
+    total = total_memory_bytes()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{what} needs {format_bytes(nbytes)}, more than this machine's "
+                         f"{format_bytes(total)} of memory")
+
+
+def check_inputs(X, d: int, name: str = "X") -> np.ndarray:
+    """A finite float array of shape ``(n, d)`` with ``n >= 1`` and ``d >= 1``."""
+    X = real_array(name, X).astype(float, copy=False)
+    if X.ndim != 2 or X.shape[1] != d or X.shape[0] < 1 or d < 1:
+        raise ValueError(f"{name} must have shape (n, {d}) with n >= 1 and d >= 1, got {X.shape}")
     if not np.all(np.isfinite(X)):
-        raise ValueError("X contains NaN or infinite values")
+        raise ValueError(f"{name} contains NaN or infinite values")
     return X

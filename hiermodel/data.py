@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_generator, check_int, check_model
+from ._checks import as_generator, check_bool, check_int, check_model, real_array
 from .hermite import feature_dimension, hermite_features, quadratic_projection, vector_to_matrix
 
 __all__ = ["SampleStream", "TrainingData", "training_data", "scaled_labels"]
@@ -64,9 +64,9 @@ class SampleStream:
     def _labels_of(self, Z):
         t = self.target
         if self.features:
-            return t.g(t.second_layer(Z @ t.directions.T))
+            return t.apply_link(t.second_layer(Z @ t.directions.T))
         if self._mats is not None:  # h_i = (x^T A_i x - tr A_i)/sqrt2 without the lift: t(X) to rounding
-            return t.g(t.second_layer(quadratic_projection(Z, self._mats)))
+            return t.apply_link(t.second_layer(quadratic_projection(Z, self._mats)))
         return t(Z)
 
     def blocks(self, stop=None):
@@ -176,6 +176,8 @@ def training_data(Z, y, q, *, features=False, d1=None) -> TrainingData:
             raise ValueError(f"stream has q = {Z.q}, estimator q = {q}")
         data = TrainingData(features=Z.features, q=q, stream=Z)
     else:
+        if features is not None:
+            features = check_bool("features", features)
         name, width = ("F", "D") if features else ("X", "d")
         Z = np.asarray(Z)
         if Z.ndim != 2 or Z.shape[0] < 1 or Z.shape[1] < 1:
@@ -186,7 +188,7 @@ def training_data(Z, y, q, *, features=False, d1=None) -> TrainingData:
             raise ValueError(f"{name} contains NaN or infinite values")
         if y is None:
             raise ValueError("y is required with array inputs")
-        y = np.asarray(y, dtype=float)
+        y = real_array("y", y).astype(float, copy=False)
         if y.ndim != 1 or y.shape[0] != Z.shape[0]:
             raise ValueError(f"y must have shape ({Z.shape[0]},) to match {name}, got {y.shape}")
         data = TrainingData(Z, y, features=bool(features), q=q)
@@ -201,8 +203,13 @@ def scaled_labels(y, *, center=True, scale=True):
     ``center=False`` skips the subtraction (``mean`` is then reported as 0); ``scale=False`` the division (``std``
     reported as 1), so ``center=scale=False`` returns the raw labels. A ValueError for constant labels when scaling.
     """
-    mean, std = float(np.mean(y)), float(np.std(y))
-    if scale and not std > 0:
+    with np.errstate(over="ignore", under="ignore"):
+        mean, std = float(np.mean(y)), float(np.std(y))
+    if scale and not (std > 0 and np.isfinite(std) and np.isfinite(mean)):
+        top = float(np.max(np.abs(y))) if np.size(y) else 0.0
+        if np.size(y) and float(np.ptp(y)) > 0:
+            raise ValueError(f"the variance of y is not representable in float64 (|y| up to {top:.3g}, std computed as "
+                             f"{std}): rescale y, e.g. y / {top:.3g}")
         raise ValueError("y is constant: labels cannot be standardised")
     w = y - mean if center else y
     return (w / std if scale else w), (mean if center else 0.0), (std if scale else 1.0)

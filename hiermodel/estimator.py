@@ -40,12 +40,12 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from ._checks import as_generator, check_int, check_real
+from ._checks import as_generator, check_bool, check_int, check_real, float_dtype
 from ._eigen import DENSE_MAX_D, block_krylov, rsi, top_abs_explicit
 from ._kernels import SampleKernel, moment_flops
 from .data import SampleStream, scaled_labels, training_data
 
-__all__ = ["LayerwiseSpectral", "spectral_matrix", "readout_degree", "METHODS", "READOUTS"]
+__all__ = ["LayerwiseSpectral", "spectral_matrix", "readout_degree", "check_range", "METHODS", "READOUTS"]
 
 _SQRT2 = math.sqrt(2.0)
 METHODS = ("auto", "dense", "operator", "rsi")
@@ -59,13 +59,36 @@ def spectral_matrix(X, y, q=2, *, features=False, center=True, scale=True, dtype
     ``features=True`` for feature vectors ``F`` instead of raw inputs.
     """
     q = check_int("q", q, minimum=1)
-    data = training_data(X, y, q, features=features)
+    center, scale = check_bool("center", center), check_bool("scale", scale)
+    float_dtype("dtype", dtype)
+    data = training_data(X, y, q, features=check_bool("features", features))
+    check_range(data, dtype)
     w = scaled_labels(data.y, center=center, scale=scale)[0]
     out = []
     SampleKernel(data, dtype).dense([w], [data.n], lambda j, S: out.append(S[0]))
     C = out[0] / data.n
     C[np.diag_indices_from(C)] -= w.sum() / data.n
     return C
+
+
+def check_range(data, dtype):
+    """A ValueError if array inputs are so large that the spectral step's sums overflow ``dtype``.
+
+    The sums hold products of ``2q`` input entries (raw inputs) or of 2 feature entries, weighted by standardised
+    labels (at most ``sqrt(n)``) and summed over ``n`` samples: they must stay below the largest float of ``dtype``.
+    """
+    if data.stream is not None:
+        return
+    top = max(float(np.max(data.Z)), -float(np.min(data.Z))) if data.Z.size else 0.0  # no |Z| copy
+    if top <= 1.0:
+        return
+    power = 2 if data.features else 2 * data.q
+    dt = np.dtype(dtype)
+    if power * math.log10(top) + 1.5 * math.log10(max(data.n, 2)) + 1 > math.log10(float(np.finfo(dt).max)):
+        name = "F" if data.features else "X"
+        hint = " or pass dtype='float64'" if dt == np.float32 else ""
+        raise ValueError(f"{name} has entries up to {top:.3g}: the degree-{power} sums of the spectral step would "
+                         f"overflow {dt.name}; rescale {name} (the model's inputs are standard Gaussian){hint}")
 
 
 @dataclasses.dataclass
@@ -185,13 +208,11 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         check_int("q", self.q, minimum=1)
         self._degree = readout_degree(self.readout)
         for name in ("split", "center"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.method not in METHODS:
+            check_bool(name, getattr(self, name))
+        if not isinstance(self.method, str) or self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: use one of {METHODS}")
         as_generator(self.rng)  # validates; the Generator itself is built per fit
-        if np.dtype(self.dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        float_dtype("dtype", self.dtype)
         check_real("tol", self.tol, minimum=0.0, open_min=True)
         if self.block is not None:
             check_int("block", self.block, minimum=1)
@@ -199,21 +220,32 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
 
     # --- method choice ----------------------------------------------------------------------------------------
     def _choose(self, data, n_first_total, sweep_points):
+        return self.planned_method(D=data.D, d=data.d, q=data.q, features=data.features, n_first=n_first_total,
+                                   sweep_points=sweep_points)
+
+    def planned_method(self, *, D, d, q, features, n_first, sweep_points):
+        """The eigen-solver route a fit will use (``method_`` after fitting), before any data is read.
+
+        ``D``, ``d`` (None for feature data), ``q`` and ``features`` describe the data; ``n_first`` is the largest
+        first-layer sample size and ``sweep_points`` the number of points of the path (1 for :meth:`fit`).
+        ``"auto"`` resolves by the cost model below; a sweep records the resolved route in its cache key.
+        """
         if self.method != "auto":
-            if self.method == "dense" and data.D > DENSE_MAX_D:
-                raise ValueError(f"method='dense' needs a D x D matrix; D = {data.D} > {DENSE_MAX_D}")
+            if self.method == "dense" and D > DENSE_MAX_D:
+                raise ValueError(f"method='dense' needs a D x D matrix; D = {D} > {DENSE_MAX_D}")
             return self.method
-        if data.D > DENSE_MAX_D:
+        if D > DENSE_MAX_D:
             return "operator"
-        D, b = data.D, self._block_size(data.D)
+        b = self._block_size(D)
+        n_first_total = n_first
         # Flop models, calibrated on 2 cores (benchmarks/bench_spectral.py). Single fits at n = d^3: dense is exact and
         # fastest up to d = 80 and within 1.1x of tol-1e-3 Krylov at d = 120; nested sweeps favour dense further.
         n_sum = n_first_total if sweep_points <= 1 else 3.0 * n_first_total  # sum of nested prefixes
         n_mats = 1 if sweep_points <= 1 or not self.center else 2  # centred sweeps also need sum F F^T
-        moments = not data.features and data.q == 2
-        per_sample = moment_flops(data.d) if moments else 1.0 * D * D
+        moments = not features and q == 2
+        per_sample = moment_flops(d) if moments else 1.0 * D * D
         dense = n_mats * n_first_total * per_sample + sweep_points * 300.0 * D ** 2  # GEMMs + ARPACK
-        per_vec = 4.0 * data.d ** 2 if moments else 4.0 * D
+        per_vec = 4.0 * d ** 2 if moments else 4.0 * D
         passes = 12.0 if sweep_points <= 1 else 10.0  # measured: ~12-20 cold, ~10 warm-started
         operator = 1.5 * 2.0 * passes * n_sum * per_vec * b  # its kernel runs at ~1/2-2/3 of the syrk rate
         return "dense" if dense <= operator else "operator"
@@ -267,6 +299,7 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         return _Plan(n=n, n1=n1, s2=s2, e2=e2, y=data.y, mean=mean, std=std)
 
     def _fit_paths(self, data, ns):
+        check_range(data, self.dtype)
         single = ns is None
         plans = [self._plan(data, n) for n in ([data.n] if single else ns)]
         method = self._choose(data, plans[-1].n1, len(plans))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import os
 import pathlib
 
 import numpy as np
@@ -455,9 +456,30 @@ def plot(name: str, df):
     Returns the :class:`matplotlib.figure.Figure` (no title; the caption belongs to the page that shows it).
     """
     s = spec(name)
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"df must be a pandas DataFrame (the figure's sweep table), got {type(df).__name__}")
     if len(df) == 0:
         raise ValueError("the table is empty")
+    missing = sorted(_PLOT_COLUMNS.get(name, set()) - set(df.columns))
+    if missing:
+        raise ValueError(f"the table lacks the columns {missing} that figure {name!r} draws: pass the table of "
+                         f"sweep.run(figures.grid({name!r}, ...)) with its default metrics")
     return s.plot(df)
+
+
+_SWEEP_KEYS = {"d", "d1", "gamma", "eps", "q", "alpha", "n", "mse"}
+_PLOT_COLUMNS = {
+    "fig2": _SWEEP_KEYS | {"q_h", "model"},
+    "fig5": _SWEEP_KEYS | {"q_h", "g"},
+    "fig3": {"model", "gamma", "alpha", "mse"},
+    "fig4": _SWEEP_KEYS | {"model", "recovered", "cos2_1"},
+    "rate": {"d", "gamma", "eps", "q", "n", "mse", "cos2_1"},
+    "scaling": {"d", "gamma", "eps", "n", "D", "mse", "cos2_1"},
+    "floor": {"d", "gamma", "eps", "q", "n", "mse", "cos2_1"},
+}
+"""Columns each figure reads from its table (checked by :func:`plot` before drawing)."""
 
 
 def make(name: str, scale: str = "ci", out_dir=".", *, overrides=None, **run_kwargs) -> dict:
@@ -468,7 +490,14 @@ def make(name: str, scale: str = "ci", out_dir=".", *, overrides=None, **run_kwa
     """
     g = grid(name, scale, **(overrides or {}))
     out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {str(out)!r} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create out_dir {str(out)!r}: {err.strerror or err}") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"cannot write into out_dir {str(out)!r}: permission denied")
     df = sweep.add_theory(sweep.run(g, **run_kwargs))
     table = out / f"{name}-{scale}.csv"
     df.to_csv(table, index=False)

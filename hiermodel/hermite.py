@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ._checks import check_inputs, check_int
+from ._checks import check_allocation, check_bool, check_inputs, check_int, float_dtype, real_array
 
 
 def feature_dimension(d: int, q: int) -> int:
@@ -25,6 +25,11 @@ def feature_dimension(d: int, q: int) -> int:
     d = check_int("d", d, minimum=1)
     q = check_int("q", q, minimum=1)
     return math.comb(d + q - 1, q)
+
+
+def _table_bytes(D, q, tuples=False):
+    """Rough size of the lift's index tables: (i, j) pairs and scales for q = 2, else Python tuples then arrays."""
+    return 24 * D if q == 2 and not tuples else (80 + 24 * q) * D
 
 
 @functools.lru_cache(maxsize=32)
@@ -48,7 +53,9 @@ def _lift_tables(d: int, q: int) -> tuple[np.ndarray, np.ndarray]:
 
 def multisets(d: int, q: int) -> np.ndarray:
     """The ``(D, q)`` array of sorted index tuples that label the feature coordinates."""
-    return _lift_tables(check_int("d", d, minimum=1), check_int("q", q, minimum=1))[0]
+    D = feature_dimension(d, q)
+    check_allocation(f"multisets(d={d}, q={q}): D = {D:,} index tuples", _table_bytes(D, q, tuples=True))
+    return _lift_tables(d, q)[0]
 
 
 def normalised_hermite(x: np.ndarray, k_max: int) -> np.ndarray:
@@ -76,10 +83,14 @@ def hermite_features(X, q: int, *, dtype=np.float64) -> np.ndarray:
         Precision of the result (``float32`` halves memory for large ``n``).
     """
     q = check_int("q", q, minimum=1)
-    X = np.asarray(X)
+    dtype = float_dtype("dtype", dtype, allowed=(np.float16, np.float32, np.float64, np.longdouble))
+    X = real_array("X", X)
     if X.ndim != 2:
         raise ValueError(f"X must have shape (n, d), got {X.shape}")
     X = check_inputs(X, X.shape[1]).astype(dtype, copy=False)
+    D = feature_dimension(X.shape[1], q)
+    check_allocation(f"the lift of {X.shape[0]:,} samples at d = {X.shape[1]}, q = {q} (D = {D:,} features)",
+                     X.shape[0] * D * dtype.itemsize + _table_bytes(D, q))
     if q == 2:
         return _lift_q2(X)
     index, degree = _lift_tables(X.shape[1], q)
@@ -124,7 +135,7 @@ def _lift_q2(X: np.ndarray) -> np.ndarray:
 
 
 def _check_q2_vectors(a, d):
-    a = np.asarray(a, dtype=float)
+    a = real_array("a", a).astype(float, copy=False)
     D = feature_dimension(d, 2)
     if a.shape[-1] != D:
         raise ValueError(f"last axis must have length D = binom(d+1, 2) = {D} for d = {d}, got {a.shape}")
@@ -150,7 +161,8 @@ def matrix_to_vector(M, *, symmetrise: bool = False) -> np.ndarray:
 
     ``symmetrise=True`` uses ``(M + M^T) / 2`` (for products that are symmetric only up to rounding).
     """
-    M = np.asarray(M, dtype=float)
+    M = real_array("M", M).astype(float, copy=False)
+    symmetrise = check_bool("symmetrise", symmetrise)
     if M.ndim < 2 or M.shape[-1] != M.shape[-2]:
         raise ValueError(f"M must be a (stack of) square matrices, got shape {M.shape}")
     if symmetrise:

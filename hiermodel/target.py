@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from ._checks import MODELS, as_generator, check_inputs, check_int, check_model, check_real
+from ._checks import (MODELS, as_generator, check_allocation, check_bool, check_inputs, check_int, check_model,
+                      check_real, real_array)
 from .hermite import feature_dimension, hermite_features, vector_to_matrix
 from .theory import first_layer_width, weight_magnitudes
 
@@ -36,17 +37,55 @@ def _standard_tanh(z):
     return TANH_SCALE * np.tanh(z)
 
 
+def _probe_link(g):
+    """Check that a callable ``g`` acts elementwise on float arrays and is finite where labels can fall.
+
+    Probed on a grid of ``[-30, 30]`` and the quadrature nodes of :func:`_gauss_expectation` (both shapes 1-D and
+    2-D, in another order and on a subset, so that reductions such as ``z - z.mean()`` or ``np.sort`` are caught).
+    Labels are checked again where they are computed (:meth:`HierarchicalTarget.apply_link`).
+    """
+    nodes = np.polynomial.hermite_e.hermegauss(200)[0]
+    probe = np.concatenate([np.linspace(-30.0, 30.0, 241), nodes])
+    try:
+        with np.errstate(all="ignore"):  # non-finite values are reported below, in one clear error
+            out = np.asarray(g(probe))
+    except Exception as err:  # noqa: BLE001 - any failure on an array is the user's g: say so
+        raise ValueError(f"a callable g must act elementwise on numpy arrays; g(array of {probe.size} floats) raised "
+                         f"{type(err).__name__}: {err}") from err
+    if out.shape != probe.shape:
+        raise ValueError(f"a callable g must map a float array to a finite array of the same shape; g(array of shape "
+                         f"{probe.shape}) returned shape {out.shape}")
+    out = real_array("g(z)", out).astype(float, copy=False)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise ValueError(f"a callable g must be finite on the whole real line; g({probe[bad][0]:.4g}) = "
+                         f"{out[bad][0]} (probed on [-30, 30])")
+    perm = np.random.default_rng(0).permutation(probe.size)
+    for label, z, want in (("a reordered array", probe[perm], out[perm]), ("a part of the array", probe[:5], out[:5]),
+                           ("a 2-D array", probe[:240].reshape(12, 20), out[:240].reshape(12, 20))):
+        try:
+            with np.errstate(all="ignore"):
+                got = np.asarray(g(z), dtype=float)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"a callable g must act elementwise on numpy arrays; g({label}) raised "
+                             f"{type(err).__name__}: {err}") from err
+        if got.shape != want.shape or not np.allclose(got, want, rtol=1e-9, atol=1e-12):
+            raise ValueError(f"a callable g must act elementwise (each label a function of its own h2 only): g on "
+                             f"{label} does not give the same values; avoid reductions such as z - z.mean()")
+
+
+def _identity(z):
+    return z
+
+
 def _resolve_link(g):
     if isinstance(g, str):
-        links = {"id": lambda z: z, "tanh": _standard_tanh}
+        links = {"id": _identity, "tanh": _standard_tanh}
         if g not in links:
             raise ValueError(f"unknown g {g!r}: use 'id', 'tanh' or a callable acting elementwise on arrays")
         return g, links[g]
     if callable(g):
-        probe = np.linspace(-3.0, 3.0, 7)
-        out = np.asarray(g(probe))
-        if out.shape != probe.shape or not np.all(np.isfinite(out)):
-            raise ValueError("a callable g must map a float array to a finite array of the same shape")
+        _probe_link(g)
         return getattr(g, "__name__", "callable"), g
     raise ValueError(f"g must be 'id', 'tanh' or a callable, got {type(g).__name__}")
 
@@ -96,8 +135,10 @@ class HierarchicalTarget:
                 f"d1 = floor(d^eps) = {self.d1} must satisfy 1 <= d1 <= D = {self.D} (d = {self.d}, q = {self.q}, "
                 f"eps = {self.eps}); choose eps in [0, log(D)/log(d)]"
             )
+        check_allocation(f"HierarchicalTarget(d = {self.d}, q = {self.q}): its d1 = {self.d1:,} directions in D = "
+                         f"{self.D:,} features", 3 * 8 * self.D * self.d1)
         self.g_name, self.g = _resolve_link(g)
-        self.orthonormal = bool(orthonormal)
+        self.orthonormal = check_bool("orthonormal", orthonormal)
         rng = as_generator(rng)
         gauss = rng.standard_normal((self.D, self.d1))
         if self.orthonormal:
@@ -126,14 +167,30 @@ class HierarchicalTarget:
 
     def second_layer(self, h) -> np.ndarray:
         """``h2 = (1/sqrt 2) sum_i lambda_i (h_i^2 - 1)``."""
-        h = np.asarray(h, dtype=float)
+        h = real_array("h", h).astype(float, copy=False)
         if h.ndim != 2 or h.shape[1] != self.d1:
             raise ValueError(f"h must have shape (n, {self.d1}), got {h.shape}")
         return ((h * h - 1.0) @ self.weights) / _SQRT2
 
+    def apply_link(self, h2) -> np.ndarray:
+        """``y = g(h2)``, with a ValueError if ``g`` gives a non-finite label (a callable ``g`` is probed only on a
+        grid when the target is built)."""
+        y = self.g(h2)
+        if self.g is _identity or self.g is _standard_tanh:
+            return y
+        y = np.asarray(y)
+        if y.shape != np.shape(h2):
+            raise ValueError(f"g returned shape {y.shape} for h2 of shape {np.shape(h2)}: g must act elementwise")
+        finite = np.isfinite(y)
+        if not finite.all():
+            bad = np.flatnonzero(~finite)
+            raise ValueError(f"g returned non-finite labels for {bad.size} of {y.size} samples (first at h2 = "
+                             f"{np.ravel(h2)[bad[0]]:.6g}): g must be finite on the whole real line")
+        return y
+
     def __call__(self, X) -> np.ndarray:
         """The labels ``y = g(h2)`` of inputs ``X`` (no label noise)."""
-        return self.g(self.second_layer(self.first_layer(X)))
+        return self.apply_link(self.second_layer(self.first_layer(X)))
 
     # --- data -------------------------------------------------------------------------------------------------
     def sample(self, n, rng=None, *, model="hermite"):
@@ -147,7 +204,7 @@ class HierarchicalTarget:
         n = check_int("n", n, minimum=1)
         if check_model(model) == "gaussian-equivalent":
             F = as_generator(rng).standard_normal((n, self.D))
-            return F, self.g(self.second_layer(F @ self.directions.T))
+            return F, self.apply_link(self.second_layer(F @ self.directions.T))
         X = as_generator(rng).standard_normal((n, self.d))
         return X, self(X)
 

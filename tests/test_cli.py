@@ -99,3 +99,32 @@ def _fast_connect(scheduler, timeout):
 
 
 _REAL_CONNECT = _backends.connect
+
+
+def test_jsonl_keeps_every_float_exactly(tmp_path):
+    import json
+
+    import numpy as np
+
+    js, csv = tmp_path / "t.jsonl", tmp_path / "t.csv"
+    for out in (js, csv):
+        assert cli.main(["sweep", *TINY, "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--no-progress"]) == 0
+    rows = [json.loads(line) for line in js.read_text().splitlines()]
+    df = sweep.run(sweep.Grid(d=[8, 10], gamma=0.4, alpha=[2.0, 2.5, 3.0], seeds=2, n_test=300),
+                   cache_dir=tmp_path / "c", progress=False)
+    assert [r["mse"] for r in rows] == list(df["mse"])  # bit for bit, not 15 decimal places
+    assert [r["cos2_3"] for r in rows] == [None if np.isnan(v) else v for v in df["cos2_3"]]  # NaN -> null
+    assert oct(js.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sweep", "--d", "x"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and "--help" in err

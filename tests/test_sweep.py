@@ -141,10 +141,18 @@ def test_corrupted_entries_are_recomputed(reference, tmp_path):
     assert third.attrs["sweep"]["cached"] == 2
 
 
+def fake_result(task, padding=0):
+    """A result with the structure of run_task's (the cache checks it), plus ``padding`` numbers (a large file)."""
+    rows = [{"n": n, "alpha": a, "mse": 0.5, "q_h": 0.5, "method": "dense",
+             **{k: [0.5] * task.d1 for k in ("cos2", "overlap", "angle_cos2", "eigenvalues")}}
+            for n, a in zip(task.ns, task.alphas)]
+    return {"rows": rows, "wall_s": 1.0, "fit_s": 0.5, "padding": list(range(padding))}
+
+
 def _hammer(root, key, rounds):
     task = small_grid().tasks()[0]
     cache = _cache.Cache(root)
-    result = {"rows": [{"n": i, "x": list(range(2000))} for i in range(20)], "wall_s": 1.0}
+    result = fake_result(task, 40000)
     for _ in range(rounds):
         cache.store(task, key, result)
     return True
@@ -321,7 +329,7 @@ def test_metric_groups_select_their_columns():
     df = sweep.run(grid, cache_dir=False, progress=False, metrics=["overlap", "angles"])
     assert {"overlap_1", "overlap_2", "angle_cos2_1", "angle_cos2_2"} <= set(df.columns)
     assert not any(c.startswith(("cos2_", "eig_")) for c in df.columns)
-    assert sweep.SWEEP_VERSION == 4 and {"overlap", "angles"} <= set(sweep.METRICS)
+    assert sweep.SWEEP_VERSION == 5 and {"overlap", "angles"} <= set(sweep.METRICS)
 
 
 def test_grids_add_up():

@@ -22,9 +22,19 @@ fails it (truncated, corrupted) or whose key does not match is recomputed with a
 killed at any moment and restarted recomputes only the missing tasks.
 
 Parallelism. ``workers=1`` runs tasks inline; ``workers > 1`` uses a :class:`concurrent.futures.ProcessPoolExecutor`;
-``scheduler="tcp://host:port"`` (or a ``distributed.Client``) sends tasks to a Dask cluster. Worker processes limit
-BLAS to ``blas_threads`` threads (default 1), so ``workers`` processes do not oversubscribe the cores. Results
-always come back to the calling process, which alone writes the cache (cluster workers need no shared disk).
+``scheduler="tcp://host:port"`` (or a ``distributed.Client``) sends tasks to a Dask cluster. Every backend pins BLAS
+to ``blas_threads`` threads (default 1; inline only for the duration of the sweep), so results do not depend on the
+backend or the number of workers, and ``workers`` processes do not oversubscribe the cores; the thread count is part
+of the cache key. Results always come back to the calling process, which alone writes the cache (cluster workers
+need no shared disk). Local workers are stopped on every exit path (an exception, Ctrl-C, SIGTERM) and end by
+themselves if the calling process is killed. Pool workers are started with "spawn": a script that calls
+``run(..., workers=2)`` must guard its top level with ``if __name__ == "__main__":`` (as for any
+:mod:`multiprocessing` program), or each worker would re-run the script.
+
+Reliability. Paths, addresses and parameters are checked before any work (a ValueError that names the argument);
+the wait for a Dask scheduler (connection, handshake, first worker) is bounded by ``connect_timeout``. A cache that
+cannot be written (disk full, read-only) is reported with one warning and the sweep goes on: its results are in the
+returned table, only not cached. Temporary files left by killed writers are removed by later runs.
 
 Layout: ``_task`` (task identity, seeding, the grid, running one task), ``_cache`` (the cache), ``_backends``
 (execution). Table analysis (means, crossings, slopes) lives in :mod:`hiermodel.tables`.
@@ -32,14 +42,16 @@ Layout: ``_task`` (task identity, seeding, the grid, running one task), ``_cache
 
 from __future__ import annotations
 
+import contextlib
 import math
+import numbers
 import warnings
 
 import numpy as np
 
-from .._checks import check_int
+from .._checks import check_bool, check_int, check_real, format_bytes
 from . import _backends
-from ._cache import Cache, default_cache_dir
+from ._cache import Cache, check_cache_dir, default_cache_dir
 from ._task import LINKS, SWEEP_VERSION, Grid, Task, run_task, task_memory_bytes
 
 __all__ = ["SWEEP_VERSION", "METRICS", "LINKS", "Grid", "Task", "run", "run_task", "add_theory",
@@ -94,14 +106,14 @@ def run(grid: Grid, *, cache_dir=None, workers=1, scheduler=None, metrics=None, 
         Metric groups to report, from :data:`METRICS` (default all).
     progress : bool
         Show a tqdm progress bar (tasks done / total, with ETA) on stderr.
-    blas_threads : int, None or "auto"
-        BLAS threads per worker process; ``"auto"``: 1 in pool or Dask workers, unchanged inline.
+    blas_threads : int or "auto"
+        BLAS threads of every task, on every backend (``"auto"``: 1); part of the cache key.
     memory_limit : float, optional
         Bytes one task may use; default: 80% of RAM divided by ``workers`` (or the Dask workers' limit).
     recompute : bool
         Ignore cached entries (fresh results still overwrite them).
     connect_timeout : float
-        Seconds to wait for the Dask scheduler.
+        Seconds to wait for the Dask scheduler: for each of the connection, its handshake and its first worker.
 
     Returns
     -------
@@ -115,16 +127,26 @@ def run(grid: Grid, *, cache_dir=None, workers=1, scheduler=None, metrics=None, 
     ------
     ValueError
         Before any work: an unknown metric, a task whose estimated memory exceeds the limit, an unreachable
-        scheduler, bad ``workers``.
+        scheduler (or a service that is not one, or one without workers), a cache directory that cannot be used,
+        bad ``workers``, ``blas_threads``, ``memory_limit``, ``connect_timeout`` or flags.
     """
     if not isinstance(grid, Grid):
         raise ValueError(f"grid must be a hiermodel.sweep.Grid, got {type(grid).__name__}")
     metrics = _check_metrics(metrics)
     workers = check_int("workers", workers, minimum=1)
-    if blas_threads != "auto" and blas_threads is not None:
-        blas_threads = check_int("blas_threads", blas_threads, minimum=1)
+    if isinstance(blas_threads, str) and blas_threads == "auto":
+        blas_threads = 1
+    elif isinstance(blas_threads, bool) or not isinstance(blas_threads, numbers.Integral) or blas_threads < 1:
+        raise ValueError(f"blas_threads must be 'auto' (1) or an integer >= 1, got {blas_threads!r}")
+    blas_threads = int(blas_threads)
+    progress = check_bool("progress", progress)
+    recompute = check_bool("recompute", recompute)
+    if memory_limit is not None:
+        check_real("memory_limit", memory_limit, minimum=0.0, open_min=True)
+    connect_timeout = check_real("connect_timeout", connect_timeout, minimum=0.0, open_min=True)
     tasks = grid.tasks()
-    cache = Cache(None if cache_dir is False else (default_cache_dir() if cache_dir is None else cache_dir))
+    cache = Cache(check_cache_dir(cache_dir))
+    cache.clean_stray()  # temporary files of killed writers
 
     client, owns_client = (None, False)
     if scheduler is not None:
@@ -137,13 +159,13 @@ def run(grid: Grid, *, cache_dir=None, workers=1, scheduler=None, metrics=None, 
                 if need > budget:
                     raise ValueError(
                         f"task d={t.d}, gamma={t.gamma}, model={t.model!r} with n up to {max(t.ns):,} needs about "
-                        f"{need / 2**30:.1f} GiB, more than {budget / 2**30:.1f} GiB ({source}); lower alpha/n, "
+                        f"{format_bytes(need)}, more than {format_bytes(budget)} ({source}); lower alpha/n, "
                         f"use fewer local workers, a bigger machine or a cluster (scheduler=), or pass memory_limit")
         results, keys, bad = {}, {}, 0
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             for i, t in enumerate(tasks):
-                keys[i] = t.cache_key()
+                keys[i] = t.cache_key(blas_threads)
                 hit = None if recompute else cache.load(t, keys[i])
                 if hit is not None:
                     results[i] = hit
@@ -154,11 +176,20 @@ def run(grid: Grid, *, cache_dir=None, workers=1, scheduler=None, metrics=None, 
         n_cached = len(results)
         todo = [i for i in range(len(tasks)) if i not in results]
         bar = _backends.progress_bar(len(tasks), n_cached, progress)
+        unwritable = None
         try:
-            for i, res in _backends.execute(tasks, todo, workers, client, blas_threads):
-                cache.store(tasks[i], keys[i], res)
-                results[i] = res
-                bar.update(1)
+            with contextlib.closing(_backends.execute(tasks, todo, workers, client, blas_threads)) as done:
+                for i, res in done:
+                    results[i] = res
+                    bar.update(1)
+                    if unwritable is None:
+                        try:
+                            cache.store(tasks[i], keys[i], res)
+                        except OSError as err:  # disk full, read-only, ...: keep the result, stop writing
+                            unwritable = err
+                            warnings.warn(f"cannot write the sweep cache under {cache.root} ({err.strerror or err});"
+                                          f" the sweep goes on and returns every result, but the remaining tasks "
+                                          f"are not cached", RuntimeWarning, stacklevel=2)
         finally:
             bar.close()
     finally:
@@ -175,9 +206,11 @@ def _assemble(tasks, results, metrics, max_d1):
     records = []
     for i, t in enumerate(tasks):
         res = results[i]
+        alpha_of = dict(zip(t.ns, t.alphas))
         for r in res["rows"]:
+            # alpha from the task (the one requested), not from the entry: the key holds n, not alpha
             rec = {"d": t.d, "d1": t.d1, "D": t.D, "gamma": t.gamma, "q": t.q, "g": t.g, "eps": t.eps,
-                   "model": t.model, "seed": t.seed, "alpha": r["alpha"], "n": r["n"]}
+                   "model": t.model, "seed": t.seed, "alpha": float(alpha_of[r["n"]]), "n": r["n"]}
             if "mse" in metrics:
                 rec["mse"] = r["mse"]
             if "q_h" in metrics:
@@ -205,6 +238,10 @@ def add_theory(df, *, convention="bbp"):
     """
     from .. import theory
 
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"df must be a pandas DataFrame (a sweep table), got {type(df).__name__}")
     needed = {"d", "gamma", "eps", "q", "n"}
     missing = needed - set(df.columns)
     if missing:

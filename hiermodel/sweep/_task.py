@@ -12,16 +12,17 @@ import time
 
 import numpy as np
 
-from .._checks import check_int, check_model, check_real
+from .._checks import check_bool, check_int, check_model, check_real
 from ..estimator import METHODS, readout_degree
 from ..hermite import feature_dimension
 from ..theory import first_layer_width
 
-SWEEP_VERSION = 4
+SWEEP_VERSION = 5
 """Version of what a task produces; part of every cache key. Bump it when the numbers or the recorded metrics change.
 
 History: 3: dense route from distinct fourth moments + ARPACK; 4: eigenvector overlaps and principal angles recorded,
-parameter ``mode`` renamed ``model`` (task seeds unchanged, see :meth:`Task.seed_sequence`)."""
+parameter ``mode`` renamed ``model`` (task seeds unchanged, see :meth:`Task.seed_sequence`); 5: the key holds the
+eigen-solver route ``method="auto"`` resolves to and the BLAS thread count (numbers unchanged)."""
 
 LINKS = ("id", "tanh")
 PARAMS = ("d", "gamma", "q", "g", "eps", "model", "seed")
@@ -74,9 +75,21 @@ class Task:
 
     @property
     def settings(self) -> dict:
-        """Everything besides the parameters that changes the numbers."""
+        """Everything besides the parameters that changes the numbers (``method``: the route actually used)."""
         return {"ns": list(self.ns), "n_test": self.n_test, "readout": self.readout, "split": self.split,
-                "method": self.method, "orthonormal": self.orthonormal, "chunk_size": self.chunk_size}
+                "method": self.resolved_method, "orthonormal": self.orthonormal, "chunk_size": self.chunk_size}
+
+    @property
+    def resolved_method(self) -> str:
+        """The eigen-solver route the task's fit uses: ``method`` itself, or what ``"auto"`` resolves to (the
+        estimator's cost model, evaluated without data), so that a change of that model never reuses entries
+        computed by another route."""
+        from ..estimator import LayerwiseSpectral
+
+        est = LayerwiseSpectral(self.d1, q=self.q, readout=self.readout, split=self.split, method=self.method)
+        n = max(self.ns)
+        return est.planned_method(D=self.D, d=self.d, q=self.q, features=self.model == "gaussian-equivalent",
+                                  n_first=n // 2 if self.split else n, sweep_points=len(self.ns))
 
     @property
     def d1(self) -> int:
@@ -113,23 +126,28 @@ class Task:
         return HierarchicalTarget(self.d, q=self.q, eps=self.eps, gamma=self.gamma, g=self.g,
                                   orthonormal=self.orthonormal, rng=self.streams()["target"])
 
-    def cache_key(self) -> str:
-        """SHA-256 of parameters, settings, base seed, :data:`SWEEP_VERSION` and ``hiermodel.__version__``."""
+    def cache_key(self, blas_threads: int = 1) -> str:
+        """SHA-256 of parameters, settings, base seed, BLAS threads, :data:`SWEEP_VERSION` and the code version.
+
+        ``blas_threads``: the BLAS thread count the task runs with (a sweep pins it on every backend; results can
+        differ in the last digits between thread counts, so entries computed with another count are not reused).
+        """
         payload = {"params": self.params, "settings": self.settings, "base_seed": self.base_seed,
-                   "sweep_version": SWEEP_VERSION, "hiermodel": code_version()}
+                   "blas_threads": int(blas_threads), "sweep_version": SWEEP_VERSION, "hiermodel": code_version()}
         return hashlib.sha256(canonical(payload).encode()).hexdigest()
 
 
 def task_memory_bytes(task: Task) -> int:
     """Rough peak memory of :func:`run_task` in bytes (used to refuse grids that cannot fit before any work).
 
-    Counts the arrays that grow with ``n`` (labels, per-``n`` standardised weights, the second-layer features of
-    every ``n`` of the path), the ``D x D`` buffers of the dense route, one data chunk, and the test chunk.
+    Counts the arrays that grow with ``n`` (the labels and, at most three at a time, label-sized work arrays: the
+    streamed second stage keeps only ``O(d1^2)`` sums per path point), the ``D x D`` buffers of the dense route, one
+    data chunk, and the test chunk.
     """
     D, d1, n = task.D, task.d1, max(task.ns)
     width = D if task.model == "gaussian-equivalent" else task.d
-    labels = 8 * n * (len(task.ns) + 3)
-    second_stage = 8 * d1 * sum(task.ns)
+    labels = 8 * n * 4
+    second_stage = 8 * (3 * d1 * d1 + 16) * len(task.ns)
     dense = 5 * 8 * D * D if D <= 8000 else 0  # two float64 sums, two float32 buffers, eigh workspace
     chunk = 8 * task.chunk_size * width * 3 + 8 * min(task.chunk_size, 4096) * D
     test = 8 * min(task.n_test, max(1, 2**22 // width)) * (width + d1) * 2 + 8 * task.n_test * (len(task.ns) + 1)
@@ -243,11 +261,11 @@ class Grid:
             self.n, self.alpha = tuple(sorted(unique("n", ns))), None
         self.n_test = check_int("n_test", n_test, minimum=2)
         self.readout = check_readout(readout)
-        self.split = bool(split)
-        if method not in METHODS:
+        self.split = check_bool("split", split)
+        if not isinstance(method, str) or method not in METHODS:
             raise ValueError(f"unknown method {method!r}: use one of {METHODS}")
         self.method = method
-        self.orthonormal = bool(orthonormal)
+        self.orthonormal = check_bool("orthonormal", orthonormal)
         self.chunk_size = check_int("chunk_size", chunk_size, minimum=1)
         self.base_seed = check_int("base_seed", base_seed, minimum=0)
         self.parts = (self,)
@@ -364,6 +382,9 @@ def run_task(task: Task) -> dict:
     est = LayerwiseSpectral(target.d1, q=task.q, readout=task.readout, split=task.split, method=task.method,
                             rng=streams["solver"])
     fitted = est.fit_path(stream, None, list(task.ns))
+    if fitted[0].method_ != task.resolved_method:  # the cache key names the route: it must be the one used
+        raise RuntimeError(f"task {task.params}: the estimator used method {fitted[0].method_!r}, the cache key "
+                           f"says {task.resolved_method!r}")
     t_fit = time.perf_counter() - t0
 
     # Fresh test sample, drawn in chunks from one Generator (consecutive draws equal one large draw); only the
