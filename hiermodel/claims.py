@@ -11,13 +11,13 @@ asymptotic statement against the book's own finite-size prediction). A claim's s
 
 * no verdict: **not yet tested**;
 * every verdict passed: **holds**, or **holds asymptotically** when some verdicts are finite-size diagnostics (the
-  statement is about ``d -> infinity`` and the departure at the sizes run here is the predicted one) — a chapter
-  may state either, or a constant-level correction, explicitly;
-* some verdict failed: the chapters must state a judgement, and it must be consistent with the verdicts —
-  **holds with a constant-level correction** needs a passing ``derived`` verdict (the corrected constant) and no
-  failed ``paper`` verdict on the exponent scale; **the paper's statement needs correction** needs a failed
-  ``paper`` verdict and a passing ``derived`` one (the corrected statement); **refuted** needs a failed ``paper``
-  verdict.
+  statement is about ``d -> infinity`` and the departure at the sizes run here is the predicted one);
+* otherwise the chapters must state a judgement, consistent with the verdicts: **holds** needs every verdict to
+  pass; **holds asymptotically** needs no failed ``paper`` verdict and at least one finite-size verdict (a failed
+  finite-size or derived verdict is then a departure the book does not yet explain, which the judgement's reason
+  must say); **holds with a constant-level correction** needs a passing ``derived`` verdict (the corrected
+  constant); **the paper's statement needs correction** needs a failed ``paper`` verdict and a passing
+  ``derived`` one (the corrected statement); **refuted** needs a failed ``paper`` verdict.
 When chapters judge one claim differently, the most severe judgement (in the order of :data:`STATUSES`, last =
 most severe) is the claim's status.
 """
@@ -91,14 +91,14 @@ def _consistent(status, verdicts) -> str | None:
         return "it has verdicts" if verdicts else None
     if not verdicts:
         return "it has no verdict"
-    if status in ("holds", "holds asymptotically"):
-        if failed:
-            return f"verdicts of role {sorted(failed)} failed"
-        if status == "holds asymptotically" and "finite-size" not in passed:
-            return "no finite-size verdict quantifies the departure"
-        return None
+    if status == "holds":
+        return f"verdicts of role {sorted(failed)} failed" if failed else None
+    if status == "holds asymptotically":
+        if "paper" in failed:
+            return "a paper verdict failed"
+        return None if {"finite-size"} & (passed | failed) else "no finite-size verdict quantifies the departure"
     if status == "holds with a constant-level correction":
-        return None if "derived" in passed and "derived" not in failed else "no passing derived verdict"
+        return None if "derived" in passed else "no passing derived verdict"
     if status == "the paper's statement needs correction":
         if "paper" not in failed:
             return "no paper verdict failed"

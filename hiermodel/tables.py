@@ -15,8 +15,9 @@ import numpy as np
 
 from ._checks import as_generator, check_int
 
-__all__ = ["mean_sem", "half_way", "crossing", "loglog_fit", "LogLogFit", "loglog_slope", "bootstrap_slope", "SlopeFit", "long_form",
-           "cos2_long", "first_layer_error", "FAMILIES"]
+__all__ = ["mean_sem", "half_way", "crossing", "loglog_fit", "LogLogFit", "loglog_slope", "bootstrap_slope",
+           "SlopeFit", "Estimate", "transition_width", "bootstrap_width", "bootstrap_half_way_lag", "Crossings",
+           "bootstrap_crossings", "values_at", "long_form", "cos2_long", "first_layer_error", "FAMILIES"]
 
 FAMILIES = ("cos2", "overlap", "angle_cos2", "eig")
 """Column families ``<prefix>_<i>`` that a sweep writes (``i = 1..K``)."""
@@ -34,6 +35,40 @@ def _curve(x, values, *, min_points=2):
     if np.any(np.diff(x) <= 0):
         raise ValueError("x must be strictly increasing")
     return x, values
+
+
+def _seed_curves(df, x, columns, by):
+    """``(xs, [Y per column])``: each column as a (seeds, points) array, one row per ``by`` value, one column per
+    ``x`` value (sorted); a ValueError unless ``df`` holds exactly one value per ``(by, x)`` for each column."""
+    missing = [c for c in (x, *columns, by) if c not in df.columns]
+    if missing:
+        raise ValueError(f"df has no column(s) {missing}")
+    if df.duplicated([by, x]).any():
+        raise ValueError(f"df has several rows per ({by}, {x}): filter it to one curve first")
+    curves = []
+    for col in columns:
+        piv = df.pivot(index=by, columns=x, values=col)
+        if piv.isna().to_numpy().any():
+            raise ValueError(f"every {by} must have a value of {col!r} at every {x}")
+        curves.append(piv.to_numpy(dtype=float))
+    return piv.columns.to_numpy(dtype=float), curves
+
+
+def _boot_estimate(value, boots, level) -> tuple:
+    """``(value, low, high, se)`` from bootstrap replicates: percentile interval and their standard deviation."""
+    boots = np.asarray(boots, dtype=float)
+    ok = boots[np.isfinite(boots)]
+    if not np.isfinite(value) or ok.size < max(2, int(0.9 * boots.size)):
+        raise ValueError("the statistic is undefined on the data or on more than 10% of the resamples")
+    tail = 100 * (1 - level) / 2
+    return (float(value), float(np.percentile(ok, tail)), float(np.percentile(ok, 100 - tail)),
+                    float(np.std(ok, ddof=1)))
+
+
+def _check_bootstrap(n_boot, level) -> int:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    return check_int("n_boot", n_boot, minimum=2)
 
 
 def mean_sem(df, by, col):
@@ -255,19 +290,8 @@ def bootstrap_slope(df, x, y, *, by="seed", n_boot=4000, rng=None, level=0.95) -
         ``(slope, low, high, se)``: the fitted slope, the interval, and the standard deviation of the bootstrap
         slopes.
     """
-    for c in (x, y, by):
-        if c not in df.columns:
-            raise ValueError(f"df has no column {c!r}")
-    n_boot = check_int("n_boot", n_boot, minimum=2)
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    if df.duplicated([by, x]).any():
-        raise ValueError(f"df has several rows per ({by}, {x}): filter it to one curve first")
-    piv = df.pivot(index=by, columns=x, values=y)
-    if piv.isna().to_numpy().any():
-        raise ValueError(f"every {by} must have a value of {y!r} at every {x}")
-    Y = piv.to_numpy(dtype=float)
-    xs = piv.columns.to_numpy(dtype=float)
+    n_boot = _check_bootstrap(n_boot, level)
+    xs, (Y,) = _seed_curves(df, x, [y], by)
     if Y.shape[1] < 2 or np.any(xs <= 0) or np.any(Y <= 0):
         raise ValueError(f"need >= 2 values of {x!r} and positive {x!r}, {y!r}")
     lx = np.log(xs)
@@ -277,11 +301,8 @@ def bootstrap_slope(df, x, y, *, by="seed", n_boot=4000, rng=None, level=0.95) -
         ly = np.log(samples.mean(axis=-2))
         return ((ly - ly.mean(axis=-1, keepdims=True)) * xc).sum(axis=-1) / (xc @ xc)
 
-    gen = as_generator(rng)
-    boots = slopes(Y[gen.integers(0, Y.shape[0], size=(n_boot, Y.shape[0]))])
-    tail = 100 * (1 - level) / 2
-    return SlopeFit(float(slopes(Y)), float(np.percentile(boots, tail)), float(np.percentile(boots, 100 - tail)),
-                    float(np.std(boots, ddof=1)))
+    boots = slopes(Y[as_generator(rng).integers(0, Y.shape[0], size=(n_boot, Y.shape[0]))])
+    return SlopeFit(*_boot_estimate(slopes(Y), boots, level))
 
 
 def long_form(df, prefix):
@@ -339,3 +360,234 @@ def first_layer_error(df):
         c2 = df.loc[idx, cols].to_numpy(dtype=float)
         out[df.index.get_indexer(idx)] = (lam2 * (1.0 - c2**2)).sum(axis=1)
     return out
+
+
+# --- transition widths with bootstrap intervals (chapter 4: the paper's Fig. 3) ---------------------------------
+class Estimate(typing.NamedTuple):
+    """A measured value with its percentile bootstrap interval and bootstrap standard error."""
+
+    value: float
+    low: float
+    high: float
+    se: float
+
+
+def transition_width(x, values, *, lo=0.25, hi=0.75) -> float:
+    """Width in ``x`` of a transition: from where a curve first covers the fraction ``lo`` of its way (first to
+    last value) to where it first covers ``hi``.
+
+    The same linear interpolation as :func:`half_way` (``transition_width(x, v, lo=0.5, hi=0.5) == 0``); for an
+    error falling from 1 to 0 over ``alpha`` the default is the ``alpha``-range of the middle half of the drop.
+
+    Parameters
+    ----------
+    x : array_like
+        Strictly increasing grid.
+    values : array_like
+        The curve (finite, different first and last values).
+    lo, hi : float
+        Fractions of the way, ``0 < lo <= hi < 1``.
+    """
+    x, values = _curve(x, values)
+    if not 0 < lo <= hi < 1:
+        raise ValueError(f"need 0 < lo <= hi < 1, got lo={lo!r}, hi={hi!r}")
+    if values[-1] == values[0]:
+        raise ValueError("values must have different first and last values")
+    sign = np.sign(values[-1] - values[0])
+
+    def reach(frac):
+        target = values[0] + frac * (values[-1] - values[0])
+        k = int(np.argmax(sign * (values - target) >= 0))
+        x0, x1, v0, v1 = x[k - 1], x[k], values[k - 1], values[k]
+        return float(x0 + (target - v0) / (v1 - v0) * (x1 - x0))
+
+    return reach(hi) - reach(lo)
+
+
+def bootstrap_width(df, x, y, *, by="seed", lo=0.25, hi=0.75, n_boot=2000, rng=None, level=0.95) -> Estimate:
+    """:func:`transition_width` of the ``by``-mean curve of ``y`` against ``x``, bootstrapped over ``by``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One curve: exactly one row per ``(by, x)`` pair, every seed at every ``x``.
+    x, y, by : str
+        Columns: the grid (e.g. ``"alpha"``), the curve (e.g. the first-layer error) and the replicate.
+    lo, hi : float
+        As in :func:`transition_width`.
+    n_boot, rng, level
+        Bootstrap resamples of the seeds, their randomness, and the interval's coverage.
+
+    Returns
+    -------
+    Estimate
+        ``(value, low, high, se)``: the width of the mean curve, the percentile interval and the standard
+        deviation of the bootstrap widths.
+    """
+    n_boot = _check_bootstrap(n_boot, level)
+    xs, (Y,) = _seed_curves(df, x, [y], by)
+    gen = as_generator(rng)
+    boots = np.array([transition_width(xs, Y[idx].mean(axis=0), lo=lo, hi=hi)
+                      for idx in gen.integers(0, Y.shape[0], size=(n_boot, Y.shape[0]))])
+    return Estimate(*_boot_estimate(transition_width(xs, Y.mean(axis=0), lo=lo, hi=hi), boots, level))
+
+
+
+# --- the lag between two half-way points, bootstrapped over seeds (chapter 5: the paper's Fig. 5) --------------
+def bootstrap_half_way_lag(df, x, first, second, *, by="seed", n_boot=2000, rng=None, level=0.95) -> Estimate:
+    """``half_way(second) - half_way(first)`` of the ``by``-mean curves of two columns, bootstrapped over ``by``.
+
+    Both curves are resampled with the same seeds (a paired bootstrap), so the interval is that of the lag
+    itself, e.g. how far (in ``alpha``) the test error's half drop comes after the overlap's half rise.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One pair of curves: exactly one row per ``(by, x)`` pair, every seed at every ``x``.
+    x, first, second, by : str
+        Columns: the grid (e.g. ``"alpha"``), the two curves (e.g. ``"q_h"`` and ``"mse"``) and the replicate.
+    n_boot, rng, level
+        Bootstrap resamples of the seeds, their randomness, and the interval's coverage.
+
+    Returns
+    -------
+    Estimate
+        ``(value, low, high, se)``: the lag of the mean curves, the percentile interval and the standard
+        deviation of the bootstrap lags.
+    """
+    n_boot = _check_bootstrap(n_boot, level)
+    xs, curves = _seed_curves(df, x, [first, second], by)
+
+    def lag(idx):
+        return half_way(xs, curves[1][idx].mean(axis=0)) - half_way(xs, curves[0][idx].mean(axis=0))
+
+    gen = as_generator(rng)
+    boots = np.array([lag(idx) for idx in gen.integers(0, curves[0].shape[0], size=(n_boot, curves[0].shape[0]))])
+    return Estimate(*_boot_estimate(lag(np.arange(curves[0].shape[0])), boots, level))
+
+
+
+# --- crossings of several curves under one bootstrap over draws (chapter 3: C2, C6, C9) --------------------------
+class Crossings(typing.NamedTuple):
+    """Result of :func:`bootstrap_crossings`: where the seed-mean curve of each group first reaches each level,
+    on the data and on every resample of the seeds (one resample shared by all groups)."""
+
+    groups: np.ndarray  # (G,) group values, sorted (e.g. the directions i)
+    levels: np.ndarray  # (L,)
+    estimate: np.ndarray  # (G, L) crossings of the mean curves (NaN: not resolved, see crossing())
+    boots: np.ndarray  # (n_boot, G, L)
+
+    def at(self, level):
+        """``(estimate (G,), boots (n_boot, G))``: the crossings at one of the levels."""
+        j = np.flatnonzero(np.isclose(self.levels, level))
+        if j.size == 0:
+            raise ValueError(f"level {level!r} is not one of {self.levels.tolist()}")
+        return self.estimate[:, j[0]], self.boots[:, :, j[0]]
+
+    def mean_width(self, low, high, *, level=0.95) -> Estimate:
+        """Mean over groups of ``ln(x_high / x_low)``, the width in ``ln x`` of the rise from ``low`` to ``high``,
+        with its percentile bootstrap interval and standard error (resamples where a crossing is unresolved are
+        left out; more than 10% of them is an error)."""
+        (e_lo, b_lo), (e_hi, b_hi) = self.at(low), self.at(high)
+        return Estimate(*_boot_estimate(np.mean(np.log(e_hi / e_lo)), np.log(b_hi / b_lo).mean(axis=1), level))
+
+    def slope(self, at_level, *, level=0.95) -> Estimate:
+        """Least-squares slope of ``ln(crossing)`` against ``ln(group)`` at one level (positive groups), with its
+        percentile bootstrap interval and standard error."""
+        est, boots = self.at(at_level)
+        lg = np.log(self.groups.astype(float))
+        lc = lg - lg.mean()
+        fit = lambda c: ((np.log(c) - np.log(c).mean(axis=-1, keepdims=True)) * lc).sum(axis=-1) / (lc @ lc)
+        return Estimate(*_boot_estimate(fit(est), fit(boots), level))
+
+
+def bootstrap_crossings(df, x, y, levels, *, group=None, by="seed", n_boot=2000, rng=None,
+                        log=True) -> Crossings:
+    """Where the ``by``-mean curve of ``y`` against ``x`` first reaches each level, per ``group``, with a
+    bootstrap over ``by`` (the draws) shared by all groups.
+
+    The crossing is :func:`crossing` of the mean curve (interpolated in ``log x`` if ``log``). A resample draws
+    the seeds with replacement once and recomputes every group's mean curve from those seeds, so statistics that
+    combine groups (:meth:`Crossings.mean_width` over directions, :meth:`Crossings.slope` across directions) keep
+    the correlation between the groups.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Exactly one row per ``(group, by, x)``; every seed at every ``x`` of its group.
+    x, y : str
+        The abscissa (e.g. ``"n"``, positive if ``log``) and the curve (e.g. ``"cos2"``).
+    levels : float or sequence of float
+        Levels to reach going up.
+    group : str, optional
+        Column that separates the curves (e.g. ``"i"``); ``None``: one curve.
+    by : str
+        The replicate column resampled by the bootstrap.
+    n_boot : int
+        Bootstrap resamples.
+    rng : int, SeedSequence or Generator
+        Randomness of the resampling.
+    log : bool
+        Interpolate in ``log x``.
+
+    Returns
+    -------
+    Crossings
+    """
+    missing = [c for c in (x, y, by, group) if c is not None and c not in df.columns]
+    if missing:
+        raise ValueError(f"df has no column(s) {missing}")
+    n_boot = check_int("n_boot", n_boot, minimum=2)
+    levels = np.atleast_1d(np.asarray(levels, dtype=float))
+    keys = [by, x] if group is None else [group, by, x]
+    if df.duplicated(keys).any():
+        raise ValueError(f"df has several rows per {tuple(keys)}: filter it first")
+    parts = [(0, df)] if group is None else list(df.groupby(group, sort=True))
+    seeds = np.sort(df[by].unique())
+    cubes = []
+    for _, part in parts:
+        piv = part.pivot(index=by, columns=x, values=y).reindex(seeds)
+        if piv.isna().to_numpy().any():
+            raise ValueError(f"every {by} must have a value of {y!r} at every {x} of its group")
+        cubes.append((piv.columns.to_numpy(dtype=float), piv.to_numpy(dtype=float)))
+    draws = as_generator(rng).integers(0, seeds.size, size=(n_boot, seeds.size))
+
+    def at(rows):  # (G, L): crossings of the mean curves over the seed rows
+        return np.array([[crossing(xs, Y[rows].mean(axis=0), lev, log=log) for lev in levels] for xs, Y in cubes])
+
+    return Crossings(np.array([g for g, _ in parts]), levels, at(np.arange(seeds.size)),
+                     np.stack([at(rows) for rows in draws]))
+
+
+def values_at(df, x, y, points, *, by="seed", log=True):
+    """Each ``by``'s curve of ``y`` against ``x``, interpolated at ``points`` (linearly in ``log x`` if ``log``).
+
+    For a quantity read between grid points, e.g. the recovered count at sample sizes midway between two
+    thresholds. Points outside a curve's range are an error (no extrapolation).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One curve per ``by``: exactly one row per ``(by, x)``, every ``by`` at every ``x``.
+    x, y, by : str
+        Columns: the abscissa (positive if ``log``), the curve and the replicate.
+    points : array_like
+        Where to read the curves.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``by``, one column per point.
+    """
+    import pandas as pd
+
+    xs, (Y,) = _seed_curves(df, x, [y], by)
+    pts = np.atleast_1d(np.asarray(points, dtype=float))
+    if log and (np.any(xs <= 0) or np.any(pts <= 0)):
+        raise ValueError("log=True needs positive x and points")
+    if pts.min() < xs.min() or pts.max() > xs.max():
+        raise ValueError(f"points must lie within [{xs.min():g}, {xs.max():g}]")
+    fx, fp = (np.log(xs), np.log(pts)) if log else (xs, pts)
+    index = pd.Index(np.sort(df[by].unique()), name=by)  # the pivot's row order
+    return pd.DataFrame([np.interp(fp, fx, row) for row in Y], index=index, columns=pts)
+

@@ -466,3 +466,243 @@ def overlap_prefactors(weights, D: int) -> dict:
     pair[~np.isfinite(pair)] = np.inf
     neighbours = pair.sum(axis=1)
     return {"subspace": subspace, "neighbours": neighbours, "eigenvector": subspace + neighbours}
+
+
+# --- exact label cumulants of the real model (q = 2) -------------------------------------------------------------
+def _set_partitions(items):
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for part in _set_partitions(rest):
+        for k in range(len(part)):
+            yield part[:k] + [[first] + part[k]] + part[k + 1:]
+        yield [[first]] + part
+
+
+def _connected_partitions(order: int) -> list:
+    """Partitions of the ``2 order`` positions ``(2m, 2m + 1) -> factor m`` without singletons whose blocks link
+    all ``order`` factors (the Leonov–Shiryaev terms of a joint cumulant of products)."""
+    found = []
+    for part in _set_partitions(list(range(2 * order))):
+        if any(len(block) < 2 for block in part):
+            continue
+        root = list(range(order))
+
+        def find(a):
+            while root[a] != a:
+                a = root[a]
+            return a
+
+        for block in part:
+            for p in block[1:]:
+                root[find(p // 2)] = find(block[0] // 2)
+        if len({find(m) for m in range(order)}) == 1:
+            found.append([tuple(block) for block in part])
+    return found
+
+
+def second_layer_cumulant(matrices, weights, order: int) -> float:
+    """Exact cumulant ``kappa_r(h2)`` of the real (Hermite) model's second layer for ``q = 2``, ``r = 2, 3, 4``.
+
+    With ``Q_i = x^T A_i x - tr A_i = sqrt(2) h_i`` and ``h2 = sum_i lambda_i (Q_i^2 - E Q_i^2) / (2 sqrt 2)``,
+    ``kappa_r(h2) = (2 sqrt 2)^(-r) sum_{i_1..i_r} lambda_{i_1} ... lambda_{i_r} kappa(Q_{i_1}^2, ..., Q_{i_r}^2)``.
+    The joint cumulant of the products is the Leonov–Shiryaev sum over the partitions of the ``2 r`` factors that
+    link all ``r`` products, of products of joint cumulants of Gaussian quadratic forms,
+    ``kappa(Q_{a_1}, ..., Q_{a_b}) = 2^(b-1) sum_sigma tr(A_{a_1} A_{a_sigma(2)} ... A_{a_sigma(b)})`` over the
+    orderings ``sigma`` of ``a_2..a_b`` (exact at every ``d``; no Gaussian equivalence). ``order = 2`` gives
+    ``Var h2`` of :meth:`hiermodel.HierarchicalTarget.h2_variance`; ``order = 3`` the third cumulant, so the
+    exact skewness of ``y = h2`` is ``kappa_3 / kappa_2^(3/2)``.
+
+    Parameters
+    ----------
+    matrices : array_like (d1, d, d)
+        The directions ``A_i`` as symmetric matrices (``target.direction_matrices()``), any Frobenius norm.
+    weights : array_like (d1,)
+        The signed second-layer weights ``lambda_i``.
+    order : int
+        2, 3 or 4.
+    """
+    import itertools
+
+    M = np.asarray(matrices, dtype=float)
+    lam = np.asarray(weights, dtype=float)
+    if M.ndim != 3 or M.shape[1] != M.shape[2] or not np.allclose(M, np.swapaxes(M, 1, 2)):
+        raise ValueError(f"matrices must be a stack of symmetric matrices (d1, d, d), got shape {M.shape}")
+    if lam.shape != (M.shape[0],) or not np.all(np.isfinite(lam)):
+        raise ValueError(f"weights must be finite with shape ({M.shape[0]},), got {lam.shape}")
+    order = check_int("order", order, minimum=2)
+    if order > 4:
+        raise ValueError(f"order must be 2, 3 or 4, got {order}")
+    partitions = _connected_partitions(order)
+    cache = {}
+
+    def block_cumulant(dirs):
+        key = tuple(sorted(dirs))
+        if key not in cache:
+            first, rest = key[0], key[1:]
+            total = 0.0
+            for perm in itertools.permutations(rest):  # all (b - 1)! orderings, repeats included
+                prod = M[first]
+                for a in perm:
+                    prod = prod @ M[a]
+                total += np.trace(prod)
+            cache[key] = 2.0 ** (len(key) - 1) * total
+        return cache[key]
+
+    total = 0.0
+    for idx in itertools.product(range(lam.size), repeat=order):
+        coeff = float(np.prod(lam[list(idx)]))
+        if coeff == 0.0:
+            continue
+        term = 0.0
+        for part in partitions:
+            value = 1.0
+            for block in part:
+                value *= block_cumulant([idx[p // 2] for p in block])
+            term += value
+        total += coeff * term
+    return float(total / (2.0 * math.sqrt(2.0)) ** order)
+
+
+# --- B2 with the strong-feature prefactor of chapter 3 (chapter 4's finite-window band) -------------------------
+def mse_prediction_strong(n, *, d: int, gamma: float, eps: float, q: int):
+    """SPEC B2's sum with chapter 3's strong-feature prefactor in place of BBP's ``n_i* / n``.
+
+    ``sum_i lambda_i^2 [1 - c_i^2]`` with ``c_i = (1 - P_i / n)_+`` for ``n > n_i*`` (else 0) and
+    ``P_i = (1 + 4 lambda_i^2)(1 - d1 / D) n_i*`` (:func:`overlap_prefactors`, ``"subspace"``): the first-order
+    loss of a direction far above its threshold, where B2 uses the GOE value ``n_i*``. Near a threshold BBP's form
+    is the better one, so chapter 4 takes the band between the two sums as the finite-window prediction of the
+    Gaussian-equivalent first-layer error (slopes and levels). The factor ``(1 + 4 lambda_i^2)(1 - d1/D)`` exceeds
+    1 for the strong directions and can fall below 1 for weak ones, so the sum is above B2's while the strong
+    directions carry the error and may fall below it late.
+    """
+    from .hermite import feature_dimension
+
+    n_arr = np.asarray(n, dtype=float)
+    if not np.all(np.isfinite(n_arr)) or np.any(n_arr < 1):
+        raise ValueError(f"n must be finite and >= 1, got {n}")
+    thresholds = recovery_thresholds(d=d, gamma=gamma, eps=eps, q=q, convention="bbp")
+    d1 = first_layer_width(d, eps)
+    lam2 = weight_magnitudes(d1, gamma) ** 2
+    prefactor = (1.0 + 4.0 * lam2) * (1.0 - d1 / feature_dimension(d, q)) * thresholds
+    nn = n_arr[..., None]
+    cos2 = np.where(nn > thresholds, np.clip(1.0 - prefactor / nn, 0.0, None), 0.0)
+    return np.sum(lam2 * (1.0 - cos2**2), axis=-1)
+
+
+# --- the signed-weight (Silverstein–Bai) law at finite n: its edges and the outliers of coupled spikes (chapter 2) -
+def _signed_weight_x(g, ratio, w):
+    """``x(g) = 1/g + ratio g E[w^2 / (1 - ratio w g)]``: the inverse of ``g(x) = (1/D) tr (x - W)^(-1)`` outside
+    the support of ``W = (1/n) sum_mu w_mu (G_mu G_mu^T - I)`` (chapter 2)."""
+    return 1.0 / g + ratio * g * np.mean(w**2 / (1.0 - ratio * w * g))
+
+
+def _signed_weight_branch(ratio, w, side):
+    """``(edge, g_edge)`` of the upper (``side = +1``) or lower (``-1``) edge: the extremum of :func:`_signed_weight_x`
+    on ``g in (0, 1 / (ratio w_max))`` (upper) or ``(1 / (ratio w_min), 0)`` (lower)."""
+    from scipy.optimize import minimize_scalar
+
+    extreme = w.max() if side > 0 else w.min()
+    if side * extreme <= 0:
+        raise ValueError("the weights must take both signs for a two-sided edge")
+    pole = 1.0 / (ratio * extreme)  # g on (0, 1) * pole
+    t = np.unique(np.concatenate([np.geomspace(1e-13, 0.5, 400), 1.0 - np.geomspace(1e-13, 0.5, 400)]))
+    x = np.array([_signed_weight_x(s * pole, ratio, w) for s in t])
+    k = int(np.argmin(side * x))
+    lo, hi = t[max(k - 1, 0)], t[min(k + 1, t.size - 1)]
+    best = minimize_scalar(lambda s: side * _signed_weight_x(s * pole, ratio, w), bounds=(lo, hi), method="bounded",
+                           options={"xatol": 1e-13})
+    s = best.x if side * best.fun <= side * x[k] else t[k]
+    return float(_signed_weight_x(s * pole, ratio, w)), float(s * pole)
+
+
+def weighted_covariance_edges(*, ratio: float, weights) -> tuple:
+    """``(lower, upper)`` edges of the support of the signed-weight law of :func:`weighted_covariance_density`.
+
+    The law of ``W = (1/n) sum_mu w_mu (G_mu G_mu^T - I_D)``, ``D / n = ratio``, has ``g(x) = (1/D) tr (x - W)^(-1)``
+    with inverse ``x(g) = 1/g + ratio g E[w^2 / (1 - ratio w g)]`` outside its support (Silverstein–Choi); the
+    upper edge is the minimum of ``x(g)`` on ``0 < g < 1 / (ratio max w)``, the lower edge the maximum on
+    ``1 / (ratio min w) < g < 0``. The expectation is over *all* the given weights (no quantiles), so the edges
+    include the components that single large ``|w_mu|`` create: this is the finite-``n`` deterministic equivalent
+    for those labels. The extreme eigenvalues of a draw lie at or inside these edges: where single large
+    labels make the outer components, each holds about one eigenvalue, which sits a few percent inside (chapter
+    2 measures it). As ``ratio -> 0`` with ``E w = 0``, ``E w^2 = 1`` the edges tend to ``-+ 2 sqrt(ratio)``.
+    """
+    ratio = check_real("ratio", ratio, minimum=0.0, open_min=True)
+    w = np.asarray(weights, dtype=float).ravel()
+    if w.size < 2 or not np.all(np.isfinite(w)):
+        raise ValueError("weights must be a finite sample of at least two values")
+    return _signed_weight_branch(ratio, w, -1)[0], _signed_weight_branch(ratio, w, +1)[0]
+
+
+def weighted_covariance_outlier(spike: float, *, ratio: float, labels, projections) -> float:
+    """Position of the outlier of one spike direction of ``C_hat`` in the Gaussian-equivalent model (chapter 2, B1).
+
+    In the basis (``a``, its complement) ``C_hat = [[s, b^T], [b, W]]`` with the spike entry
+    ``s = (1/n) sum y (h^2 - 1)``, the cross block ``b = (1/n) sum y h G`` and the signed-weight noise ``W``
+    (``h = <a, F>``, ``G`` the complement coordinates). An eigenvalue ``x`` outside the bulk solves
+    ``x - s = b^T (x - W)^(-1) b``; with the leave-one-out (Sherman–Morrison) step the right side concentrates on
+    ``ratio E[y^2 h^2 g / (1 - ratio y g)]``, ``g = g(x)`` of :func:`weighted_covariance_edges`. With
+    ``x = x(g)`` this is the scalar equation ``1/g = s + ratio g E[y^2 (h^2 - 1) / (1 - ratio y g)]`` on the
+    outlier branch; it reduces to BBP's ``s + sigma^2 / s`` when ``ratio -> 0`` and ``h`` is independent of ``y``,
+    and carries the coupling ``E[y^2 h^2] = 1 + 4 lambda^2`` of the labels to their own direction.
+
+    Parameters
+    ----------
+    spike : float
+        The spike entry ``s`` (e.g. the measured ``<a, C_hat a>``, or ``sqrt 2 lambda``).
+    ratio : float
+        ``D / n``.
+    labels, projections : arrays (n,)
+        The labels ``y_mu`` (as in ``C_hat``, not standardised) and ``h_mu = <a, F_mu>``; expectations are means
+        over them.
+
+    Returns
+    -------
+    float
+        The outlier, or ``nan`` when the equation has no root on the outlier branch (no outlier: the spike is
+        below the finite-``n`` threshold of this law).
+    """
+    from scipy.optimize import brentq
+
+    ratio = check_real("ratio", ratio, minimum=0.0, open_min=True)
+    spike = check_real("spike", spike)
+    y = np.asarray(labels, dtype=float).ravel()
+    h = np.asarray(projections, dtype=float).ravel()
+    if y.size < 2 or h.shape != y.shape or not (np.all(np.isfinite(y)) and np.all(np.isfinite(h))):
+        raise ValueError(f"labels and projections must be finite arrays of one length >= 2, got {y.shape}, {h.shape}")
+    if spike == 0:
+        return float("nan")
+    g_edge = _signed_weight_branch(ratio, y, 1 if spike > 0 else -1)[1]
+    coupling = y**2 * (h**2 - 1.0)
+
+    def excess(g):
+        return 1.0 / g - spike - ratio * g * np.mean(coupling / (1.0 - ratio * y * g))
+
+    a, b = g_edge * 1e-12, g_edge * (1.0 - 1e-12)
+    if np.sign(excess(a)) == np.sign(excess(b)):
+        return float("nan")
+    return float(_signed_weight_x(brentq(excess, a, b, xtol=1e-15, maxiter=500), ratio, y))
+
+
+def density_distance(x, density_a, density_b) -> float:
+    """Kolmogorov distance ``sup |F_a - F_b|`` between two densities tabulated on the increasing grid ``x``.
+
+    Each CDF is the trapezoidal integral normalised to 1 over the grid, as in :func:`kolmogorov_distance`; e.g.
+    the distance between :func:`semicircle_density` and :func:`weighted_covariance_density` at one ``D / n``.
+    """
+    x = np.asarray(x, dtype=float)
+    cdfs = []
+    for density in (density_a, density_b):
+        density = np.asarray(density, dtype=float)
+        if x.ndim != 1 or x.size < 2 or density.shape != x.shape or not np.all(np.diff(x) > 0):
+            raise ValueError(f"x must be an increasing 1-D grid and each density of its shape, got {x.shape}, "
+                             f"{density.shape}")
+        if not (np.all(np.isfinite(density)) and np.all(density >= 0)):
+            raise ValueError("densities must be finite and non-negative")
+        cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(x))])
+        if not cdf[-1] > 0:
+            raise ValueError("a density has no mass on the grid")
+        cdfs.append(cdf / cdf[-1])
+    return float(np.abs(cdfs[0] - cdfs[1]).max())

@@ -108,3 +108,35 @@ def test_chapter_sweeps_come_from_the_figure_registry(path):
     for arg in re.findall(r"sweep\.run\(\s*([^,)]+)", code):
         assert arg.startswith("figures.grid(") or arg.strip() in registered, \
             f"{path.name}: sweep.run({arg}...) is not a grid of hiermodel.figures"
+
+
+# --- verdicts a reader can decide from (ledger issue) -------------------------------------------------------------
+def _stored_ledgers():
+    return [(p, o["data"][MIME_TYPE]) for p in CHAPTERS for c in _code_cells(p) for o in c["outputs"]
+            if MIME_TYPE in o.get("data", {})]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_stored_verdicts_can_fail(path):
+    """Every stored verdict names a registry claim and a role, and its alternative fails against its tolerance."""
+    from hiermodel.claims import CLAIMS, ROLES
+
+    for _, led in [x for x in _stored_ledgers() if x[0] == path]:
+        for v in led["verdicts"]:
+            assert v["claim"] in CLAIMS and v["role"] in ROLES, v
+            assert v["tolerance"] > 0 and v["why"].strip(), v
+            gap = v["alternative"] - v["predicted"]
+            rejects = {"two-sided": abs(gap) > v["tolerance"], "at most": gap > v["tolerance"],
+                       "at least": -gap > v["tolerance"]}[v["side"]]
+            assert rejects, f"{path.name}: {v['check']!r} cannot reject its alternative"
+
+
+def test_ledger_page_stores_every_claims_status():
+    from hiermodel.claims import CLAIMS, STATUSES
+    from hiermodel.ledger import CLAIMS_MIME_TYPE
+
+    stored = [o["data"][CLAIMS_MIME_TYPE] for c in _code_cells(BOOK / "ledger.ipynb") for o in c["outputs"]
+              if CLAIMS_MIME_TYPE in o.get("data", {})]
+    assert len(stored) == 1
+    assert [c["id"] for c in stored[0]] == list(CLAIMS)
+    assert all(c["status"] in STATUSES and c["statement"] for c in stored[0])

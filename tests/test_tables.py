@@ -181,3 +181,106 @@ def test_bad_input():
         loglog_fit(np.array([0.0, -np.inf, 0.7, 1.1]), np.arange(4.0))
     with pytest.raises(ValueError, match="must be"):
         loglog_fit(np.ones((4, 1)), np.ones(3))
+
+
+def test_transition_width_linear_and_half_way():
+    from hiermodel.tables import transition_width
+
+    x = np.arange(5.0)
+    v = np.array([1.0, 0.75, 0.5, 0.25, 0.0])  # linear drop: the middle half spans two grid steps
+    assert transition_width(x, v) == pytest.approx(2.0)
+    assert transition_width(x, v, lo=0.5, hi=0.5) == pytest.approx(0.0)
+    assert transition_width(x, v, lo=0.1, hi=0.9) == pytest.approx(3.2)
+    step = np.array([1.0, 1.0, 0.0, 0.0, 0.0])  # a cliff within one step
+    assert transition_width(x, step) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="lo <= hi"):
+        transition_width(x, v, lo=0.8, hi=0.2)
+    with pytest.raises(ValueError, match="different"):
+        transition_width(x, np.ones(5))
+
+
+def test_bootstrap_width_identical_seeds_and_spread():
+    from hiermodel.tables import bootstrap_width
+
+    alphas = np.linspace(1.0, 3.0, 9)
+    rows = [{"seed": s, "alpha": a, "err": 1 / (1 + np.exp(4 * (a - 2.0)))} for s in range(4) for a in alphas]
+    est = bootstrap_width(pd.DataFrame(rows), "alpha", "err", rng=0, n_boot=200)
+    assert est.low == est.value == est.high and est.se == pytest.approx(0, abs=1e-12)  # no spread
+    rng = np.random.default_rng(1)
+    rows = [{"seed": s, "alpha": a, "err": 1 / (1 + np.exp(k * (a - 2.0)))}
+            for s, k in enumerate(rng.uniform(2, 6, 6)) for a in alphas]
+    est = bootstrap_width(pd.DataFrame(rows), "alpha", "err", rng=0, n_boot=300)
+    assert est.low < est.value < est.high and est.se > 0
+    with pytest.raises(ValueError, match="several rows"):
+        bootstrap_width(pd.DataFrame(rows + rows[:1]), "alpha", "err")
+
+
+def test_bootstrap_half_way_lag():
+    from hiermodel.tables import bootstrap_half_way_lag
+
+    alpha = np.array([1.0, 2.0, 3.0, 4.0])
+    rows = [{"seed": s, "alpha": a, "q_h": q, "mse": m}
+            for s in range(3) for a, q, m in zip(alpha, [0.0, 0.2, 1.0, 1.0], [1.0, 1.0, 0.6, 0.0])]
+    est = bootstrap_half_way_lag(pd.DataFrame(rows), "alpha", "q_h", "mse", rng=0, n_boot=100)
+    # identical seeds: q_h half way at 2 + 0.3/0.8 = 2.375, mse half way at 3 + 0.1/0.6; no spread
+    assert est.value == pytest.approx(3 + 0.1 / 0.6 - 2.375)
+    assert est.se == pytest.approx(0.0, abs=1e-12) and est.low == pytest.approx(est.value)
+    # seeds that differ: a positive spread, the point estimate from the mean curves
+    noisy = pd.DataFrame(rows)
+    noisy.loc[noisy["seed"] == 1, "mse"] = noisy.loc[noisy["seed"] == 1, "mse"] ** 2
+    est = bootstrap_half_way_lag(noisy, "alpha", "q_h", "mse", rng=0, n_boot=200)
+    piv = noisy.groupby("alpha")[["q_h", "mse"]].mean()
+    assert est.value == pytest.approx(half_way(alpha, piv["mse"]) - half_way(alpha, piv["q_h"]))
+    assert est.se > 0 and est.low <= est.value <= est.high
+    with pytest.raises(ValueError, match="no column"):
+        bootstrap_half_way_lag(noisy, "alpha", "q_h", "nope")
+    with pytest.raises(ValueError, match="several rows"):
+        bootstrap_half_way_lag(pd.concat([noisy, noisy]), "alpha", "q_h", "mse")
+
+
+def test_bootstrap_crossings_width_and_slope():
+    from hiermodel.tables import bootstrap_crossings
+
+    n = np.geomspace(1.0, 1e4, 41)
+    # curve of direction i: 1 - (t_i / n) above t_i = 10 i^0.8 (zero below): crosses c at t_i / (1 - c)
+    rows = [{"i": i, "seed": s, "n": v, "cos2": max(0.0, 1 - 10 * i**0.8 / v)}
+            for i in (1, 2, 4) for s in range(3) for v in n]
+    df = pd.DataFrame(rows)
+    c = bootstrap_crossings(df, "n", "cos2", (0.2, 0.5, 0.8), group="i", rng=0, n_boot=50)
+    assert c.groups.tolist() == [1, 2, 4] and c.boots.shape == (50, 3, 3)
+    est, boots = c.at(0.5)
+    assert est == pytest.approx(20 * np.array([1, 2, 4]) ** 0.8, rel=0.02)  # log interpolation on the grid
+    w = c.mean_width(0.2, 0.8)  # 0.2 at t / 0.8, 0.8 at t / 0.2: width ln 4 for every direction
+    assert w.value == pytest.approx(math.log(4), rel=0.02) and w.se == pytest.approx(0.0, abs=1e-12)
+    assert c.slope(0.5).value == pytest.approx(0.8, abs=0.02)
+    # seeds that differ: a positive spread; the estimate is that of the mean curves
+    df.loc[df.seed == 1, "cos2"] = df.loc[df.seed == 1, "cos2"] ** 2
+    c = bootstrap_crossings(df, "n", "cos2", 0.5, group="i", rng=1, n_boot=200)
+    mean_curve = df[df.i == 2].groupby("n")["cos2"].mean()
+    assert c.at(0.5)[0][1] == pytest.approx(crossing(mean_curve.index, mean_curve, 0.5, log=True))
+    s = c.slope(0.5)
+    assert s.se > 0 and s.low <= s.value <= s.high
+    one = bootstrap_crossings(df[df.i == 1].drop(columns="i"), "n", "cos2", [0.5], rng=0, n_boot=10)
+    assert one.estimate.shape == (1, 1)
+    with pytest.raises(ValueError, match="not one of"):
+        c.at(0.3)
+    with pytest.raises(ValueError, match="several rows"):
+        bootstrap_crossings(df, "n", "cos2", 0.5)  # three directions per (seed, n) without group=
+    with pytest.raises(ValueError, match="no column"):
+        bootstrap_crossings(df, "n", "nope", 0.5, group="i")
+    with pytest.raises(ValueError, match="undefined"):
+        bootstrap_crossings(df, "n", "cos2", 0.999, group="i", n_boot=10).mean_width(0.999, 0.999)
+
+
+def test_values_at():
+    from hiermodel.tables import values_at
+
+    df = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1], "n": [10, 100, 1000] * 2, "k": [0, 1, 3, 0, 2, 2]})
+    v = values_at(df, "n", "k", [10, math.sqrt(10 * 100), 300])
+    assert v.loc[0].tolist() == pytest.approx([0, 0.5, 1 + 2 * math.log(3) / math.log(10)])
+    assert v.loc[1].tolist() == pytest.approx([0, 1, 2])
+    assert values_at(df, "n", "k", [55], log=False).loc[0, 55] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="within"):
+        values_at(df, "n", "k", [5000])
+    with pytest.raises(ValueError, match="several rows"):
+        values_at(pd.concat([df, df]), "n", "k", [50])

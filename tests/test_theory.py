@@ -269,3 +269,103 @@ def test_eigenvalue_readout_error_is_the_best_affine_readout_of_h2_hat():
         th.ideal_readout_error(2 * A, lam, basis)
     with pytest.raises(ValueError, match="need directions"):
         th.ideal_readout_error(A, lam[:2], basis)
+
+
+def test_second_layer_cumulant_is_exact():
+    """The Leonov–Shiryaev cumulants of h2 equal exact Gaussian integration (SymPy) and h2_variance."""
+    import sympy as sp
+
+    from hiermodel.symbolic import gaussian_expectation
+
+    x = sp.symbols("x0:2", real=True)
+    xv = sp.Matrix(x)
+    A = [sp.Matrix([[1, 2], [2, -1]]) / 3, sp.Matrix([[0, 1], [1, 2]]) / 2]  # any Frobenius norm
+    lam = [sp.Rational(3, 5), sp.Rational(-4, 5)]
+    Q = [(xv.T * a * xv)[0] - a.trace() for a in A]
+    h2 = sum(l_ * (q_**2 - gaussian_expectation(q_**2, x)) for l_, q_ in zip(lam, Q)) / (2 * sp.sqrt(2))
+    m2, m3, m4 = (gaussian_expectation(h2**k, x) for k in (2, 3, 4))
+    M, w = np.array([np.array(a, dtype=float) for a in A]), np.array(lam, dtype=float)
+    assert th.second_layer_cumulant(M, w, 2) == pytest.approx(float(m2), rel=1e-12)
+    assert th.second_layer_cumulant(M, w, 3) == pytest.approx(float(m3), rel=1e-12)
+    assert th.second_layer_cumulant(M, w, 4) == pytest.approx(float(m4 - 3 * m2**2), rel=1e-12)
+    target = hm.HierarchicalTarget(12, gamma=0.4, rng=3)
+    assert th.second_layer_cumulant(target.direction_matrices(), target.weights, 2) == pytest.approx(
+        target.h2_variance(), rel=1e-12)
+    with pytest.raises(ValueError):
+        th.second_layer_cumulant(M, w, 5)
+    with pytest.raises(ValueError):
+        th.second_layer_cumulant(M[:, :, :1], w, 3)
+
+
+def test_mse_prediction_strong_brackets_b2():
+    kw = dict(d=16, gamma=1.0, eps=math.log(40) / math.log(16), q=2)
+    n = np.geomspace(300, 1e6, 30)
+    b2 = th.mse_prediction(n, **kw, refined=True)
+    strong = th.mse_prediction_strong(n, **kw)
+    d1, D = th.first_layer_width(16, kw["eps"]), hm.feature_dimension(16, 2)
+    lam2 = th.weight_magnitudes(d1, 1.0) ** 2
+    nst = th.recovery_thresholds(**kw)
+    P = (1 + 4 * lam2) * (1 - d1 / D) * nst  # direct loop form
+    direct = [sum(l2 * (1 - (max(0.0, 1 - p / x) if x > t else 0.0) ** 2) for l2, p, t in zip(lam2, P, nst))
+              for x in n]
+    assert np.allclose(strong, direct, rtol=1e-12)
+    assert np.all(strong <= 1 + 1e-12) and np.all(strong >= 0)
+    early = n < 1.5e4  # while the strong directions carry the error, their larger prefactor raises it
+    assert np.all(strong[early] >= b2[early])
+    big = 1e9  # far above every threshold: 2 sum lambda_i^2 P_i / n
+    assert th.mse_prediction_strong(big, **kw) == pytest.approx(2 * np.sum(lam2 * P) / big, rel=1e-3)
+
+
+def test_weighted_covariance_edges_limits():
+    # Rademacher weights: E w = 0, E w^2 = 1; small ratio -> semicircle edges -+ 2 sqrt(ratio)
+    w = np.tile([-1.0, 1.0], 500)
+    low, up = th.weighted_covariance_edges(ratio=1e-4, weights=w)
+    assert up == pytest.approx(0.02, rel=1e-3) and low == pytest.approx(-0.02, rel=1e-3)
+    # w = 1 (with a tiny negative atom so both branches exist): the Marchenko-Pastur edges (1 +- sqrt c)^2 - 1
+    w = np.concatenate([np.ones(100_000), [-1e-9]])
+    c = 0.25
+    low, up = th.weighted_covariance_edges(ratio=c, weights=w)
+    assert up == pytest.approx((1 + math.sqrt(c)) ** 2 - 1, rel=1e-4)
+    assert low == pytest.approx((1 - math.sqrt(c)) ** 2 - 1, rel=1e-3)
+    with pytest.raises(ValueError):
+        th.weighted_covariance_edges(ratio=0.1, weights=np.ones(10))
+
+
+def test_weighted_covariance_edges_match_spectrum():
+    rng = np.random.default_rng(0)
+    D, n = 300, 3000
+    w = rng.choice([-1.0, 1.0], n) * rng.exponential(1.0, n)
+    G = rng.standard_normal((n, D))
+    ev = np.linalg.eigvalsh((G.T * w) @ G / n - w.mean() * np.eye(D))
+    low, up = th.weighted_covariance_edges(ratio=D / n, weights=w)
+    # the extreme eigenvalues sit at or a few percent inside the edges (the outer components hold ~1 eigenvalue)
+    assert 0.85 * up < ev.max() < 1.02 * up and 0.85 * abs(low) < abs(ev.min()) < 1.02 * abs(low)
+
+
+def test_weighted_covariance_outlier_bbp_limit_and_simulation():
+    rng = np.random.default_rng(1)
+    n = 200_000
+    y = rng.choice([-1.0, 1.0], n)
+    h = rng.standard_normal(n)  # independent of y: BBP s + ratio / s in the small-ratio limit
+    s, c = 0.8, 0.01
+    assert th.weighted_covariance_outlier(s, ratio=c, labels=y, projections=h) == pytest.approx(s + c / s, rel=2e-3)
+    assert math.isnan(th.weighted_covariance_outlier(0.05, ratio=c, labels=y, projections=h))  # below threshold
+    # a coupled spike in the Gaussian-equivalent model: the largest eigenvalue of C_hat
+    t = hm.HierarchicalTarget(20, eps=0.3, gamma=0.0, rng=0)
+    F, y = t.sample(8 * t.D, 3, model="gaussian-equivalent")
+    C = (F.T * y) @ F / len(y) - y.mean() * np.eye(t.D)
+    h = F @ t.directions[0]
+    spike = float(np.mean(y * (h**2 - 1)))
+    top = np.linalg.eigvalsh(C)
+    pred = th.weighted_covariance_outlier(spike, ratio=t.D / len(y), labels=y, projections=h)
+    assert np.min(np.abs(top - pred)) < 0.03 * abs(pred)
+
+
+def test_density_distance():
+    x = np.linspace(-3, 3, 601)
+    a = th.semicircle_density(x, radius=2.0)
+    assert th.density_distance(x, a, a) == 0.0
+    b = th.semicircle_density(x - 0.5, radius=2.0)
+    assert th.density_distance(x, a, b) == pytest.approx(0.159, abs=0.005)  # ~ 0.5 / pi
+    with pytest.raises(ValueError):
+        th.density_distance(x, a, b[:-1])
