@@ -215,7 +215,7 @@ class Ledger:
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {MIME_TYPE: self.as_dict(), "text/plain": _plain_table(self.verdicts),
-                "text/html": _html_table(self.verdicts)}
+                "text/html": f'<div style="overflow-x:auto">{_html_table(self.verdicts)}</div>'}
 
 
 _HEAD = ("claim", "role", "check", "predicted", "alternative", "tolerance", "measured", "verdict")
@@ -241,14 +241,15 @@ def _badge(word: str) -> str:
     return f'<span style="color:{_STATUS_COLOUR[word]};font-weight:bold">{html.escape(word)}</span>'
 
 
-def _html_table(verdicts, link=None) -> str:
-    head = "".join(f"<th>{h}</th>" for h in _HEAD)
+def _html_table(verdicts, link=None, *, claim_column=True) -> str:
+    keep = slice(0, None) if claim_column else slice(1, None)
+    head = "".join(f"<th>{h}</th>" for h in _HEAD[keep])
     body = []
     for v in verdicts:
         cells = [html.escape(c) for c in _cells(v)]
         if link:
             cells[2] = f'<a href="{html.escape(link)}">{cells[2]}</a>'
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells[keep])
                     + f"<td>{_badge('pass' if v.passed else 'FAIL')}</td></tr>")
     return f'<table class="ledger"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
@@ -296,6 +297,16 @@ class BookLedger:
         return {CLAIMS_MIME_TYPE: claims, "text/html": self._html(claims), "text/plain": self._plain(claims)}
 
     def _html(self, claims) -> str:
+        if self.detail:  # one block per claim: its status and reason, then its verdicts, full width
+            parts = []
+            for c in claims:
+                why = "; ".join(html.escape(j["because"]) for j in c["judgements"])
+                parts.append(f"<p><b>{html.escape(c['id'])}</b>: {html.escape(c['statement'])}<br>"
+                             f"{_badge(c['status'])}" + (f" <small>({why})</small>" if why else "") + "</p>")
+                if c["verdicts"]:
+                    verdicts = [Verdict(**{k: v[k] for k in Verdict.__dataclass_fields__}) for v in c["verdicts"]]
+                    parts.append(f'<div style="overflow-x:auto">{_html_table(verdicts, claim_column=False)}</div>')
+            return "\n".join(parts)
         rows = []
         for c in claims:
             ok = sum(v["passed"] for v in c["verdicts"])
@@ -306,10 +317,6 @@ class BookLedger:
             rows.append(f"<tr><td><b>{html.escape(c['id'])}</b></td><td>{html.escape(c['statement'])}</td>"
                         f"<td>{_badge(c['status'])}" + (f"<br><small>{why}</small>" if why else "") + "</td>"
                         f"<td>{ok} / {len(c['verdicts'])}</td><td>{links}</td></tr>")
-            if self.detail and c["verdicts"]:
-                table = _html_table([Verdict(**{k: v[k] for k in Verdict.__dataclass_fields__})
-                                     for v in c["verdicts"]])
-                rows.append(f'<tr><td></td><td colspan="4">{table}</td></tr>')
         head = "<tr><th>claim</th><th>statement</th><th>status</th><th>verdicts passed</th><th>chapters</th></tr>"
         return f'<table class="ledger"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 

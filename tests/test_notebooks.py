@@ -140,3 +140,11 @@ def test_ledger_page_stores_every_claims_status():
     assert len(stored) == 1
     assert [c["id"] for c in stored[0]] == list(CLAIMS)
     assert all(c["status"] in STATUSES and c["statement"] for c in stored[0])
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_code_fits_the_page(path):
+    """Code lines of at most 95 characters: longer ones are cut off in the rendered book."""
+    long = [(i, len(line)) for i, c in enumerate(_code_cells(path)) for line in "".join(c["source"]).splitlines()
+            if len(line) > 95]
+    assert not long, f"{path.name}: code lines over 95 characters (cell, length): {long[:5]}"
