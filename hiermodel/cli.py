@@ -160,8 +160,8 @@ def _parser():
 
 
 _INT_KEYS = {"d", "q", "seeds", "n", "n_test", "chunk_size", "base_seed", "d1", "ratios"}
-_SCALAR_KEYS = {"seeds", "n_test", "chunk_size", "base_seed", "d1"}  # one value, not a list
-_STR_KEYS = {"g", "model", "readout", "method"}
+_SCALAR_KEYS = {"seeds", "n_test", "chunk_size", "base_seed", "d1", "width"}  # one value, not a list
+_STR_KEYS = {"g", "model", "readout", "method", "width"}
 _FLOAT_KEYS = {"gamma", "alpha", "eps", "deltas"}
 _BOOL_KEYS = {"split", "orthonormal"}
 

@@ -14,7 +14,7 @@ import numpy as np
 from ._checks import (MODELS, as_generator, check_allocation, check_bool, check_inputs, check_int, check_model,
                       check_real, real_array)
 from .hermite import feature_dimension, hermite_features, vector_to_matrix
-from .theory import first_layer_width, weight_magnitudes
+from .theory import first_layer_width, weight_magnitudes, width_exponent
 
 __all__ = ["HierarchicalTarget", "MODELS", "TANH_SCALE"]
 
@@ -100,7 +100,11 @@ class HierarchicalTarget:
     q : int
         Degree of the Hermite lift (paper: ``q >= 2``; experiments ``q = 2``).
     eps : float
-        Width exponent, ``d1 = floor(d^eps)``; needs ``1 <= d1 <= D``.
+        Width exponent, ``d1 = floor(d^eps)`` (the paper's convention); needs ``1 <= d1 <= D``. Default 0.5.
+    d1 : int, optional
+        The width chosen directly instead of ``eps`` (e.g. ``round(d ** 0.5)``, the authors' experiment code):
+        ``eps`` becomes :func:`hiermodel.theory.width_exponent` ``(d, d1)``, so every formula in ``(d, eps)``
+        sees this ``d1``.
     gamma : float
         Power-law exponent of the second-layer weights, ``gamma >= 0``.
     g : {"id", "tanh"} or callable
@@ -123,10 +127,14 @@ class HierarchicalTarget:
         ``E g'(Z) = E[Z g(Z)]``, ``Z ~ N(0, 1)``: the information-exponent-1 coefficient.
     """
 
-    def __init__(self, d, *, q=2, eps=0.5, gamma=0.0, g="id", orthonormal=True, rng=None):
+    def __init__(self, d, *, q=2, eps=None, gamma=0.0, g="id", orthonormal=True, rng=None, d1=None):
         self.d = check_int("d", d, minimum=1)
         self.q = check_int("q", q, minimum=1)
-        self.eps = check_real("eps", eps, minimum=0.0)
+        if d1 is not None:  # the width chosen directly (e.g. the authors' round(d^eps)): the eps that floors to it
+            if eps is not None:
+                raise ValueError("give eps or d1, not both (d1 sets eps so that floor(d^eps) = d1)")
+            eps = width_exponent(self.d, d1)
+        self.eps = check_real("eps", 0.5 if eps is None else eps, minimum=0.0)
         self.gamma = check_real("gamma", gamma, minimum=0.0)
         self.D = feature_dimension(self.d, self.q)
         self.d1 = first_layer_width(self.d, self.eps)

@@ -11,11 +11,27 @@ import sympy as sp
 from ._checks import check_int, check_real
 
 
-def first_layer_width(d: int, eps: float) -> int:
-    """``d1 = floor(d^eps)`` (SPEC §1), robust to rounding when ``d^eps`` is an integer."""
+WIDTHS = ("floor", "round")
+"""Width conventions: the paper's ``d1 = floor(d^eps)`` and the authors' experiment code's ``round(d^eps)``."""
+
+
+def first_layer_width(d: int, eps: float, *, width: str = "floor") -> int:
+    """``d1 = floor(d^eps)`` (SPEC §1, the paper; robust to rounding when ``d^eps`` is an integer), or
+    ``round(d^eps)`` with ``width="round"`` (the authors' experiment code: 11 instead of 10 at ``d = 120``)."""
     d = check_int("d", d, minimum=1)
     eps = check_real("eps", eps, minimum=0.0, maximum=float("inf"))
+    if width not in WIDTHS:
+        raise ValueError(f"unknown width convention {width!r}: use one of {WIDTHS}")
+    if width == "round":
+        return int(math.floor(d**eps + 0.5))
     return int(math.floor(d**eps * (1.0 + 1e-12)))
+
+
+def width_exponent(d: int, d1: int) -> float:
+    """The ``eps`` with ``floor(d^eps) = d1`` (halfway between ``d1`` and ``d1 + 1``, away from rounding): how a
+    width chosen directly, e.g. the authors' ``round(d^0.5)``, enters everything that takes ``(d, eps)``."""
+    d, d1 = check_int("d", d, minimum=2), check_int("d1", d1, minimum=1)
+    return math.log(d1 + 0.5) / math.log(d)
 
 
 def harmonic_number(N: int, s: float) -> float:

@@ -351,3 +351,21 @@ def test_task_target_is_the_one_the_task_fits():
     np.testing.assert_array_equal(t1.directions, t2.directions)
     assert set(task.streams()) == {"target", "train", "test", "solver"}
     assert _task.run_task is sweep.run_task
+
+
+def test_width_convention_round_is_the_authors_d1():
+    """width='round' gives the authors' d1 = round(d^eps) (11 at d = 120, 16 at d = 250); the default keeps the
+    paper's floor and every task (and seed) as before."""
+    from hiermodel import HierarchicalTarget, theory
+
+    paper = sweep.Grid(d=[120, 250], gamma=0.4, alpha=[2.0])
+    authors = sweep.Grid(d=[120, 250], gamma=0.4, alpha=[2.0], width="round")
+    assert [t.d1 for t in paper.tasks()] == [10, 15] and [t.d1 for t in authors.tasks()] == [11, 16]
+    assert paper == sweep.Grid(d=[120, 250], gamma=0.4, alpha=[2.0], width="floor")
+    for t in authors.tasks():  # the task's eps floors to the authors' width, so tables and theory see it
+        assert theory.first_layer_width(t.d, t.eps) == t.d1 == t.target().d1
+    assert HierarchicalTarget(120, d1=11).d1 == 11
+    with pytest.raises(ValueError, match="width convention"):
+        sweep.Grid(d=12, gamma=0.4, alpha=[2.0], width="ceil")
+    with pytest.raises(ValueError, match="eps or d1"):
+        HierarchicalTarget(12, eps=0.5, d1=3)

@@ -15,7 +15,7 @@ import numpy as np
 from .._checks import check_bool, check_int, check_model, check_real
 from ..estimator import METHODS, readout_degree
 from ..hermite import feature_dimension
-from ..theory import first_layer_width
+from ..theory import WIDTHS, first_layer_width, width_exponent
 
 SWEEP_VERSION = 5
 """Version of what a task produces; part of every cache key. Bump it when the numbers or the recorded metrics change.
@@ -216,6 +216,10 @@ class Grid:
         Output link (callables cannot be hashed stably, so sweeps take names only).
     eps : float or list
         Width exponent, ``d1 = floor(d^eps)``.
+    width : {"floor", "round"}
+        The width convention: the paper's ``floor(d^eps)``, or the authors' experiment code's ``round(d^eps)``
+        (each task then carries the eps that floors to that width, :func:`hiermodel.theory.width_exponent`, so
+        the tables and the theory see it; the default keeps every task and seed as before).
     model : {"hermite", "gaussian-equivalent"} or list
         ``"hermite"``: real inputs ``x ~ N(0, I_d)`` and their Hermite lift; ``"gaussian-equivalent"``: the
         Gaussian-equivalent model ``F ~ N(0, I_D)`` (SPEC §4b).
@@ -237,7 +241,7 @@ class Grid:
 
     def __init__(self, *, d, gamma, alpha=None, n=None, seeds=1, q=2, g="id", eps=0.5, model="hermite",
                  n_test=2000, readout="auto", split=False, method="auto", orthonormal=True, chunk_size=65536,
-                 base_seed=0):
+                 base_seed=0, width="floor"):
         self.d = unique("d", [check_int("d", v, minimum=2) for v in as_list("d", d)])
         self.gamma = unique("gamma", [tidy(check_real("gamma", v, minimum=0.0)) for v in as_list("gamma", gamma)])
         self.q = unique("q", [check_int("q", v, minimum=1) for v in as_list("q", q)])
@@ -268,6 +272,9 @@ class Grid:
         self.orthonormal = check_bool("orthonormal", orthonormal)
         self.chunk_size = check_int("chunk_size", chunk_size, minimum=1)
         self.base_seed = check_int("base_seed", base_seed, minimum=0)
+        if width not in WIDTHS:
+            raise ValueError(f"unknown width convention {width!r}: use one of {WIDTHS}")
+        self.width = width
         self.parts = (self,)
         self._tasks = self._build_tasks()
 
@@ -338,6 +345,8 @@ class Grid:
         tasks = []
         for d, gamma, q, g, eps, model, seed in itertools.product(self.d, self.gamma, self.q, self.g, self.eps,
                                                                    self.model, self.seeds):
+            if self.width == "round":  # the authors' d1 = round(d^eps), entered as the eps that floors to it
+                eps = tidy(width_exponent(d, first_layer_width(d, eps, width="round")))
             D, d1 = feature_dimension(d, q), first_layer_width(d, eps)
             if not 1 <= d1 <= D:
                 raise ValueError(f"d1 = floor(d^eps) = {d1} must satisfy 1 <= d1 <= D = {D} (d = {d}, q = {q}, "
