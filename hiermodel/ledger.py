@@ -254,6 +254,12 @@ def _html_table(verdicts, link=None, *, claim_column=True) -> str:
     return f'<table class="ledger"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
+def _chapter_links(verdicts) -> str:
+    """Links to the checks sections of the chapters these verdicts come from."""
+    chapters = sorted({(v["chapter"], v["anchor"]) for v in verdicts})
+    return ", ".join(f'<a href="{html.escape(ch)}.html#{html.escape(a)}">ch. {int(ch[:2])}</a>' for ch, a in chapters)
+
+
 # --- the book-wide ledger ---------------------------------------------------------------------------------------
 def collect(book_dir=".") -> list[dict]:
     """All chapters' ledgers, read from the stored outputs of ``book_dir/*.ipynb`` in file-name order."""
@@ -301,8 +307,10 @@ class BookLedger:
             parts = []
             for c in claims:
                 why = "; ".join(html.escape(j["because"]) for j in c["judgements"])
+                where = _chapter_links(c["verdicts"])
                 parts.append(f"<p><b>{html.escape(c['id'])}</b>: {html.escape(c['statement'])}<br>"
-                             f"{_badge(c['status'])}" + (f" <small>({why})</small>" if why else "") + "</p>")
+                             f"{_badge(c['status'])}" + (f" <small>({why})</small>" if why else "")
+                             + (f"<br><small>checked in {where}</small>" if c["verdicts"] else "") + "</p>")
                 if c["verdicts"]:
                     verdicts = [Verdict(**{k: v[k] for k in Verdict.__dataclass_fields__}) for v in c["verdicts"]]
                     parts.append(f'<div style="overflow-x:auto">{_html_table(verdicts, claim_column=False)}</div>')
@@ -310,9 +318,7 @@ class BookLedger:
         rows = []
         for c in claims:
             ok = sum(v["passed"] for v in c["verdicts"])
-            chapters = sorted({(v["chapter"], v["anchor"]) for v in c["verdicts"]})
-            links = ", ".join(f'<a href="{html.escape(ch)}.html#{html.escape(a)}">ch. {int(ch[:2])}</a>'
-                              for ch, a in chapters) or "—"
+            links = _chapter_links(c["verdicts"]) or "—"
             why = "; ".join(html.escape(j["because"]) for j in c["judgements"])
             rows.append(f"<tr><td><b>{html.escape(c['id'])}</b></td><td>{html.escape(c['statement'])}</td>"
                         f"<td>{_badge(c['status'])}" + (f"<br><small>{why}</small>" if why else "") + "</td>"

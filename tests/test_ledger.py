@@ -122,3 +122,10 @@ def test_collect_reads_stored_outputs_and_the_book_lists_every_claim(tmp_path):
     status = {c["id"]: c["status"] for c in table}
     assert status["C2"] == "holds" and status["C8"] == "not yet tested"
     assert 'href="02-x.html#x-checks"' in book._repr_mimebundle_()["text/html"]
+
+
+def test_detail_view_links_each_claim_to_its_chapters():
+    led = _ledger()
+    led.expect("C2", "a check", role="paper", predicted=2.0, alternative=3.0, systematic=0.1, why="w").measure(2.05)
+    detail = lg.BookLedger([led.as_dict()], detail=True)._repr_mimebundle_()["text/html"]
+    assert 'href="02-x.html#x-checks"' in detail and "not yet tested" in detail

@@ -28,17 +28,28 @@ def test_every_code_cell_has_stored_output(path):
     assert not never_run, f"{path.name}: code cells {never_run} have no stored output (nbval would skip them)"
 
 
+_MAKES_FIGURE = re.compile(r"plt\.(subplots|figure)\(|figures\.plot\(|\bshow\(\)")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_every_plotting_cell_stored_a_figure(path):
-    missing = [i for i, c in enumerate(_code_cells(path)) if "plt.show()" in "".join(c["source"])
-               and not any("image/png" in o.get("data", {}) for o in c["outputs"])]
-    assert not missing, f"{path.name}: plotting cells {missing} stored no PNG (nbval ignores images)"
+def test_every_plotting_cell_stored_a_figure_and_its_digest(path):
+    """A cell that makes a figure (however it is shown) stores its PNG and the digest line of its data, which
+    nbval compares (it ignores images), so a changed curve fails the notebook check."""
+    bad = []
+    for i, c in enumerate(_code_cells(path)):
+        png = any("image/png" in o.get("data", {}) for o in c["outputs"])
+        digest = any("figure data: sha256 " in "".join(o.get("text", "")) for o in c["outputs"])
+        if (_MAKES_FIGURE.search("".join(c["source"])) or png) and not (png and digest):
+            bad.append(i)
+    assert not bad, f"{path.name}: figure cells {bad} lack a stored PNG or a data digest (use hiermodel.digest.show)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_errors_or_execution_metadata(path):
     for c in _code_cells(path):
         assert all(o["output_type"] != "error" for o in c["outputs"]), f"{path.name} stores an error output"
+        assert not [o for o in c["outputs"] if o.get("name") == "stderr"], \
+            f"{path.name} stores output on stderr (a traceback or warning printed there would pass unseen)"
         assert "execution" not in c.get("metadata", {}), f"{path.name}: timing metadata stored (use make outputs)"
 
 
