@@ -722,3 +722,68 @@ def density_distance(x, density_a, density_b) -> float:
             raise ValueError("a density has no mass on the grid")
         cdfs.append(cdf / cdf[-1])
     return float(np.abs(cdfs[0] - cdfs[1]).max())
+
+
+# --- C8: the Hermite-degree (Wiener chaos) decomposition of the target ---------------------------------------------
+def hermite_energies(target, *, model: str = "hermite") -> dict:
+    """Fractions of ``E y^2`` (``= Var y``) in each Hermite degree of the target, exact at finite ``d``.
+
+    Supported: ``q = 2`` and ``g = "id"`` (then ``y = h2`` is a polynomial of degree 4 in ``x`` with only even
+    degrees, so the degrees are 0, 2, 4). Returns ``{0: E_0, 2: E_2, 4: E_4}`` as fractions summing to 1.
+
+    Derivation (``x ~ N(0, I_d)``). Write ``I_2(M) = x^T M x - tr M`` for symmetric ``M`` (the degree-2 chaos
+    element of ``M``), so ``h_i = I_2(M_i) / sqrt 2`` with ``M_i`` the direction matrices
+    (``target.direction_matrices()``, ``|M_i|_F = |A_i| = 1``). The product formula for double Wiener integrals
+    (equivalently Isserlis; checked in SymPy by the tests) gives, for symmetric ``M, N``,
+
+        ``I_2(M) I_2(N) = J_4(M, N) + 4 I_2(M N) + 2 tr(M N)``,
+
+    with ``J_4`` in the degree-4 chaos (orthogonal to every polynomial of degree <= 3) and
+    ``I_2(MN) = x^T MN x - tr(MN)`` (``x^T MN x`` only sees the symmetric part of ``MN``). Hence
+
+        ``h_i^2 - 1 = J_4(M_i, M_i) / 2 + 2 I_2(M_i^2) + (tr M_i^2 - 1)``,
+
+    and, with ``S = sum_i lambda_i M_i^2``,
+
+    * degree 0: ``E y = (1/sqrt 2) sum_i lambda_i (|M_i|_F^2 - 1) = 0`` (unit directions), ``E_0 = (E y)^2``;
+    * degree 2: ``y_2 = sqrt 2 I_2(S)``, and ``Var I_2(S) = 2 tr S^2``, so ``E_2 = 4 tr S^2``;
+    * degree 4: ``y_4 = (1/(2 sqrt 2)) sum_i lambda_i J_4(M_i, M_i)``. ``J_4(M, M)`` is the fourth Wiener
+      integral of ``M (x) M``, so ``E J_4(M_i, M_i) J_4(M_j, M_j) = 4! <sym(M_i (x) M_i), M_j (x) M_j>
+      = 8 tr(M_i M_j)^2 + 16 tr(M_i M_j M_i M_j)`` (of the 24 index matchings, 8 keep the pairs and 16 cross them),
+      so ``E_4 = sum_ij lambda_i lambda_j [tr(M_i M_j)^2 + 2 tr(M_i M_j M_i M_j)]``.
+
+    ``E_2 + E_4`` is term by term the cumulant formula of :meth:`hiermodel.HierarchicalTarget.h2_variance`
+    (``<A_i, A_j> = tr(M_i M_j)``): its ``4 sum P*P`` term is exactly the degree-2 energy, so ``E_4`` is taken
+    as the rest of that exact variance (the tests check all three energies against SymPy projections).
+
+    ``model="gaussian-equivalent"``: the input is ``F ~ N(0, I_D)`` and ``h = A F`` is exactly Gaussian, so
+    ``h_i^2 - 1`` is the degree-2 Hermite polynomial ``He_2(<A_i, F>)`` of unit vectors: ``y`` lies entirely in
+    degree 2 *of F*, ``{0: 0.0, 2: 1.0, 4: 0.0}`` (degrees in ``F``, not in ``x``).
+
+    Parameters
+    ----------
+    target : HierarchicalTarget
+        With ``q = 2`` and ``g = "id"``; any other ``q`` or link raises ``ValueError``.
+    model : {"hermite", "gaussian-equivalent"}
+    """
+    from ._checks import check_model
+
+    model = check_model(model)
+    q = getattr(target, "q", None)
+    if q != 2:
+        raise ValueError(f"hermite_energies supports q = 2 only (degrees 0, 2, 4 of a degree-4 polynomial), this "
+                         f"target has q = {q}")
+    if getattr(target, "g_name", None) != "id":
+        raise ValueError(f"hermite_energies supports g = 'id' only (y = h2, a polynomial in x), this target has "
+                         f"g = {getattr(target, 'g_name', None)!r}; a nonlinear link spreads y over all even degrees")
+    if model == "gaussian-equivalent":
+        return {0: 0.0, 2: 1.0, 4: 0.0}
+    lam = np.asarray(target.weights, dtype=float)
+    M = target.direction_matrices()
+    mean = float(lam @ (np.einsum("iab,iab->i", M, M) - 1.0)) / math.sqrt(2.0)
+    S = np.tensordot(lam, M @ M, axes=1)
+    e2 = 4.0 * float(np.sum(S * S))
+    e4 = target.h2_variance() - e2  # the rest of the exact variance (the formula above, term by term)
+    e0 = mean * mean
+    total = e0 + e2 + e4
+    return {0: float(e0 / total), 2: float(e2 / total), 4: float(e4 / total)}
