@@ -53,8 +53,8 @@ def _inside(side, value, predicted, tol) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class Verdict:
-    """One resolved check (all numbers as stored; ``tolerance`` is the total allowance used)."""
+class _Declared:
+    """What a check fixes before its measurement (the fields :meth:`Ledger.expect` takes)."""
 
     claim: str
     role: str
@@ -65,6 +65,12 @@ class Verdict:
     systematic: float
     sigmas: float
     why: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict(_Declared):
+    """One resolved check (all numbers as stored; ``tolerance`` is the total allowance used)."""
+
     measured: float
     se: float | None
     tolerance: float
@@ -93,21 +99,12 @@ class Verdict:
         return op + _fmt(self.predicted)
 
 
-@dataclasses.dataclass
-class Check:
+@dataclasses.dataclass(frozen=True)
+class Check(_Declared):
     """A declared check, waiting for its measurement (returned by :meth:`Ledger.expect`)."""
 
-    ledger: "Ledger"
-    claim: str
-    role: str
-    check: str
-    side: str
-    predicted: float
-    alternative: float
-    systematic: float
-    sigmas: float
-    why: str
-    verdict: Verdict | None = None
+    ledger: "Ledger" = dataclasses.field(default=None, repr=False, compare=False)
+    verdict: Verdict | None = dataclasses.field(default=None, compare=False)
 
     def __repr__(self):
         return f"Check({self.claim!r}, {self.check!r}, {'open' if self.verdict is None else 'measured'})"
@@ -127,11 +124,12 @@ class Check:
         if _inside(self.side, self.alternative, self.predicted, tol):
             raise ValueError(f"{self.check!r}: with s.e. {_fmt(se)} the tolerance {_fmt(tol)} also admits the "
                              f"alternative {_fmt(self.alternative)}: the check cannot tell them apart")
-        self.verdict = Verdict(self.claim, self.role, self.check, self.side, self.predicted, self.alternative,
-                               self.systematic, self.sigmas, self.why, measured, se, tol,
-                               _inside(self.side, measured, self.predicted, tol))
-        self.ledger.verdicts.append(self.verdict)
-        return self.verdict
+        declared = {f.name: getattr(self, f.name) for f in dataclasses.fields(_Declared)}
+        verdict = Verdict(**declared, measured=measured, se=se, tolerance=tol,
+                          passed=_inside(self.side, measured, self.predicted, tol))
+        object.__setattr__(self, "verdict", verdict)  # the declaration itself stays frozen
+        self.ledger.verdicts.append(verdict)
+        return verdict
 
 
 class Ledger:
@@ -190,7 +188,7 @@ class Ledger:
         if _inside(side, alternative, predicted, systematic):
             raise ValueError(f"{check!r}: the alternative {_fmt(alternative)} lies inside the systematic allowance "
                              f"{_fmt(systematic)} of the prediction {_fmt(predicted)}: the check cannot fail")
-        pending = Check(self, claim, role, check, side, predicted, alternative, systematic, sigmas, why)
+        pending = Check(claim, role, check, side, predicted, alternative, systematic, sigmas, why, ledger=self)
         self._pending.append(pending)
         return pending
 
