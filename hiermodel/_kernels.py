@@ -81,18 +81,24 @@ class SampleKernel:
             out += F.T @ P
         return out
 
-    def dense(self, weights, checkpoints, callback):
-        """Accumulate ``S_k(m) = sum_{mu < m} weights[k]_mu F_mu F_mu^T`` and call ``callback(j, [S_k])`` at each
-        checkpoint ``m_j`` (sorted). Chunk sums go into a ``dtype`` buffer that is flushed to float64 every few chunks
-        and at checkpoints (bounds float32 accumulation error)."""
+    def dense(self, weights, checkpoints, callback, *, resume=None):
+        """Accumulate ``S_k(m) = sum_{mu < m} weights[k]_mu F_mu F_mu^T`` and call ``callback(j, sums)`` at each
+        checkpoint ``m_j`` (sorted; ``sums.totals()`` gives ``[S_k]``, ``sums.state()`` what resumes them). Chunk sums
+        go into a ``dtype`` buffer that is flushed to float64 every few chunks and at checkpoints (bounds float32
+        accumulation error). ``resume=(j0, state)``: continue after checkpoint ``j0 - 1`` from its saved state
+        (the same numbers as one uninterrupted pass, since blocks restart at every checkpoint)."""
         t0 = time.perf_counter()
         data = self.data
         sums = (MomentSums(data.d, len(weights), self.dtype) if self.operator_form
                 else GramSums(data.D, len(weights), self.dtype))
         checkpoints = list(checkpoints)
-        j, pending, t_cb = 0, 0, 0.0
+        j, pending, t_cb, start = 0, 0, 0.0, 0
+        if resume is not None:
+            j, state = resume
+            sums.load_state(state)
+            start = checkpoints[j - 1]
         # One pass; blocks are cut at checkpoints, so every checkpoint is a block boundary.
-        for s, Zb in data.blocks(0, checkpoints[-1], self.dense_rows, self.dtype, cuts=checkpoints):
+        for s, Zb in data.blocks(start, checkpoints[-1], self.dense_rows, self.dtype, cuts=checkpoints):
             sums.add(Zb if self.operator_form else data.lift(Zb), [w[s:s + Zb.shape[0]] for w in weights])
             pending += 1
             if pending >= 16:
@@ -104,12 +110,12 @@ class SampleKernel:
                 pending = 0
                 while j < len(checkpoints) and checkpoints[j] == end:
                     t1 = time.perf_counter()
-                    callback(j, sums.totals())
+                    callback(j, sums)
                     t_cb += time.perf_counter() - t1
                     j += 1
         self.stats["dense_kernel_time"] += time.perf_counter() - t0 - t_cb  # the sums alone (data reads included)
         self.stats["dense_time"] += time.perf_counter() - t0  # includes the callbacks (eigen-solves)
-        self.stats["dense_flops"] += sums.flops_per_sample * checkpoints[-1]
+        self.stats["dense_flops"] += sums.flops_per_sample * (checkpoints[-1] - start)
 
     def project(self, A: np.ndarray, start: int, stop: int, dtype=None) -> np.ndarray:
         """``h = F A^T`` on rows ``[start, stop)``, shape (stop - start, r), float64."""
@@ -167,6 +173,13 @@ class GramSums:
 
     def totals(self):
         return [a + np.triu(a, 1).T for a in self.acc]
+
+    def state(self) -> dict:
+        """The float64 sums (call after :meth:`flush`): what :meth:`load_state` resumes from."""
+        return {f"acc{k}": a for k, a in enumerate(self.acc)}
+
+    def load_state(self, state):
+        _load_into(self.acc, state)
 
 
 MOMENT_GROUP_ROWS = 192  # measured (2 cores, d = 40-120): 1.2-1.4x faster GEMMs than 48 rows despite ~5% more flops
@@ -276,6 +289,18 @@ class MomentSums:
             a += b
             b[...] = 0.0
 
+    def state(self) -> dict:
+        """The float64 sums (call after :meth:`flush`): what :meth:`load_state` resumes from."""
+        return {**{f"acc{k}": a for k, a in enumerate(self.acc)}, "t": self.t, "wsum": self.wsum}
+
+    def load_state(self, state):
+        _load_into(self.acc, state)
+        for name in ("t", "wsum"):
+            if state[name].shape != getattr(self, name).shape:
+                raise ValueError(f"checkpoint array {name} has shape {state[name].shape}, expected "
+                                 f"{getattr(self, name).shape}")
+            getattr(self, name)[...] = state[name]
+
     def totals(self):
         diag = self.offsets[:-1]
         s = np.ones(int(self.offsets[-1]))
@@ -294,6 +319,14 @@ class MomentSums:
             S[np.ix_(diag, diag)] += 0.5 * self.wsum[k]
             out.append(0.5 * (S + S.T))  # exactly symmetric (the two corrections round differently)
         return out
+
+
+def _load_into(acc, state):
+    for k, a in enumerate(acc):
+        b = state[f"acc{k}"]
+        if b.shape != a.shape:
+            raise ValueError(f"checkpoint array acc{k} has shape {b.shape}, expected {a.shape}")
+        a[...] = b
 
 
 def _staircase(offsets, j0, j1, rows, cols):

@@ -141,7 +141,7 @@ def _parser():
     out.add_argument("--theory", action="store_true", help="add the closed-form predictions as columns")
     _add_run_options(s)
 
-    from .figures import names
+    from .figures import SCALES, names
 
     f = sub.add_parser("figure", help="regenerate a paper figure (PNG + table) at CI or paper scale",
                        description="Regenerate a figure of the paper: run its sweep, write NAME-SCALE.csv and "
@@ -149,7 +149,8 @@ def _parser():
                        epilog=_FIGURE_EPILOG.format(names=", ".join(names())),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("name", choices=names(), help="which figure")
-    f.add_argument("--scale", choices=("ci", "paper"), default="ci", help="ci (default) or paper")
+    f.add_argument("--scale", choices=SCALES, default="ci",
+                   help="ci (default), paper, or stored (a long run whose table is committed)")
     f.add_argument("--out-dir", default=".", metavar="DIR", help="where to write the PNG and the table")
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a grid entry (repeatable): d=12,16  seeds=2  alpha=2:3:0.5  "

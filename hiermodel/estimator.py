@@ -34,12 +34,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import math
 import numbers
+import os
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from ._checkpoint import PathCheckpoint, data_fingerprint, fingerprint
 from ._checks import as_generator, check_bool, check_int, check_real, float_dtype
 from ._eigen import DENSE_MAX_D, block_krylov, rsi, top_abs_explicit
 from ._kernels import SampleKernel, moment_flops
@@ -48,6 +51,7 @@ from .data import SampleStream, scaled_labels, training_data
 __all__ = ["LayerwiseSpectral", "spectral_matrix", "readout_degree", "check_range", "METHODS", "READOUTS"]
 
 _SQRT2 = math.sqrt(2.0)
+_log = logging.getLogger(__name__)
 METHODS = ("auto", "dense", "operator", "rsi")
 
 
@@ -65,7 +69,7 @@ def spectral_matrix(X, y, q=2, *, features=False, center=True, scale=True, dtype
     check_range(data, dtype)
     w = scaled_labels(data.y, center=center, scale=scale)[0]
     out = []
-    SampleKernel(data, dtype).dense([w], [data.n], lambda j, S: out.append(S[0]))
+    SampleKernel(data, dtype).dense([w], [data.n], lambda j, S: out.append(S.totals()[0]))
     C = out[0] / data.n
     C[np.diag_indices_from(C)] -= w.sum() / data.n
     return C
@@ -267,14 +271,25 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         self._validate()
         return self._fit_paths(training_data(F, y, self.q, features=True, d1=self.d1), None)[0]
 
-    def fit_path(self, X, y=None, ns=None, *, features=False):
+    def fit_path(self, X, y=None, ns=None, *, features=False, checkpoint=None):
         """Fit on every prefix ``X[:n]`` for ``n`` in ``ns`` in one sweep; returns a list of fitted estimators.
 
         Each element equals ``clone(self).fit(X[:n], y[:n])`` (dense: to rounding; iterative: to the solver
         tolerance). ``X`` may be a :class:`~hiermodel.SampleStream` (``y=None``); ``features=True`` for arrays of
         feature vectors.
+
+        ``checkpoint``: a file path (``.npz``). The first layer's state is saved there after every point of the path
+        (finished points, the dense route's running sums, the solver's random state), and a later call with the same
+        data, parameters and ``ns`` resumes from it with identical results; a file of another fit is ignored with
+        a warning. The file is kept (delete it once the result is stored). About ``8 C(d+3, 4)`` bytes per running
+        sum for ``q = 2`` on raw inputs (two sums when centring a path: 145 MB at ``d = 120``), ``8 D^2`` otherwise.
         """
         self._validate()
+        if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a file path (str or os.PathLike) or None, got "
+                            f"{type(checkpoint).__name__}")
+        if checkpoint is not None and os.path.isdir(checkpoint):
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} is a directory: give a file path (e.g. fit.npz)")
         if ns is None:
             raise ValueError("ns (the sample sizes of the path) is required")
         if isinstance(X, SampleStream):
@@ -288,7 +303,7 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
             raise ValueError("ns must be strictly increasing")
         if ns_list[-1] > data.n:
             raise ValueError(f"largest n in ns = {ns_list[-1]} exceeds the number of samples {data.n}")
-        return self._fit_paths(data, ns_list)
+        return self._fit_paths(data, ns_list, checkpoint)
 
     def _plan(self, data, n):
         n1, s2, e2 = (n // 2, n // 2, n) if self.split else (n, 0, n)
@@ -298,18 +313,21 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         _, mean, std = scaled_labels(data.y[:n], center=self.center)
         return _Plan(n=n, n1=n1, s2=s2, e2=e2, y=data.y, mean=mean, std=std)
 
-    def _fit_paths(self, data, ns):
+    def _fit_paths(self, data, ns, checkpoint=None):
         check_range(data, self.dtype)
         single = ns is None
         plans = [self._plan(data, n) for n in ([data.n] if single else ns)]
         method = self._choose(data, plans[-1].n1, len(plans))
         rng = np.random.default_rng(self.rng) if isinstance(self.rng, numbers.Integral) else as_generator(self.rng)
         kernel = SampleKernel(data, self.dtype)
+        store = None if checkpoint is None else PathCheckpoint(checkpoint, self._fingerprint(data, plans, method, rng))
+        saved = None if store is None else store.load()
         if method == "dense":
-            self._dense_path(data, kernel, plans)
+            self._dense_path(data, kernel, plans, store, saved)
         else:
-            prev = None
-            for p in plans:
+            done = 0 if saved is None else _restore(plans, saved, rng)
+            prev = plans[done - 1].U if done else None
+            for i, p in enumerate(plans[done:], start=done):
                 w = p.w(0, p.n1)
                 wsum = float(w.sum())
 
@@ -323,6 +341,9 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
                                                V0=prev, tol=self.tol, max_passes=self.max_passes)
                     prev = U
                 p.theta, p.U, p.passes, p.converged = th, U, info["passes"], info["converged"]
+                if store is not None:
+                    store.save(*_snapshot(plans[:i + 1], rng))
+                _log.info("path point %d/%d done (n = %d)", i + 1, len(plans), p.n)
         stats = dict(kernel.stats)  # the spectral step only
         self._second_stage(kernel, plans)
         fitted = []
@@ -332,7 +353,15 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
             fitted.append(est)
         return fitted
 
-    def _dense_path(self, data, kernel, plans):
+    def _fingerprint(self, data, plans, method, rng):
+        """What a checkpoint must match: parameters, sample sizes, route, the solver's start state, data, code."""
+        import hiermodel
+
+        params = {k: repr(v) for k, v in self.get_params().items() if k != "rng"}
+        return fingerprint(params, [p.n for p in plans], method, rng.bit_generator.state, data_fingerprint(data),
+                           hiermodel.__version__)
+
+    def _dense_path(self, data, kernel, plans, store=None, saved=None):
         if len(plans) == 1:
             weights = [plans[0].w()]
         elif not self.center:
@@ -342,8 +371,9 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
             weights = [data.y, np.ones(data.n)]
         cps = sorted({p.n1 for p in plans})
 
-        def at_checkpoint(j, sums):
+        def at_checkpoint(j, acc):
             m = cps[j]
+            sums = acc.totals()
             for p in plans:
                 if p.n1 != m:
                     continue
@@ -354,8 +384,18 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
                 C[np.diag_indices_from(C)] -= float(p.w(0, m).sum()) / m
                 p.theta, p.U = top_abs_explicit(C, self.d1)
                 p.passes, p.converged = 1, True
+            finished = [p for p in plans if p.n1 <= m]
+            if store is not None:
+                header, arrays = _snapshot(finished)
+                store.save({**header, "checkpoints_done": j + 1}, {**arrays, **acc.state()})
+            _log.info("path point %d/%d done (n = %d)", len(finished), len(plans), finished[-1].n)
 
-        kernel.dense(weights, cps, at_checkpoint)
+        resume = None
+        if saved is not None:
+            j0 = int(saved["header"]["checkpoints_done"])
+            _restore(plans, saved)
+            resume = (j0, saved)
+        kernel.dense(weights, cps, at_checkpoint, resume=resume)
 
     def _second_stage(self, kernel, plans):
         """``A2_hat`` and the readout of every plan from two streamed passes over ``[min s2, max e2)``.
@@ -460,3 +500,27 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
     def predict_features(self, F):
         """Predictions for feature vectors (e.g. Gaussian-equivalent) ``F`` (n, D)."""
         return self._predict_h(self.first_layer_features(F))
+
+
+def _snapshot(finished, rng=None):
+    """``(header, arrays)`` of a checkpoint holding the finished plans (and the solver's random state)."""
+    header = {"done": len(finished), "passes": [int(p.passes) for p in finished],
+              "converged": [bool(p.converged) for p in finished]}
+    if rng is not None:
+        header["rng"] = rng.bit_generator.state
+    arrays = {}
+    for i, p in enumerate(finished):
+        arrays[f"theta{i}"], arrays[f"U{i}"] = np.asarray(p.theta), np.asarray(p.U)
+    return header, arrays
+
+
+def _restore(plans, saved, rng=None) -> int:
+    """Put a checkpoint's finished plans (and random state) back; returns how many plans it holds."""
+    header = saved["header"]
+    done = int(header["done"])
+    for i, p in enumerate(plans[:done]):
+        p.theta, p.U = saved[f"theta{i}"], saved[f"U{i}"]
+        p.passes, p.converged = header["passes"][i], header["converged"][i]
+    if rng is not None:
+        rng.bit_generator.state = header["rng"]
+    return done

@@ -1,8 +1,9 @@
 """The book's figures as sweeps: one registry shared by the chapters and ``hiermodel figure``.
 
 Each entry holds the grid of one experiment at two *scales*: ``"ci"`` is exactly what its chapter runs (minutes on
-two cores), ``"paper"`` the same experiment at the paper's size (a large machine or a Dask cluster). A chapter
-does::
+two cores), ``"paper"`` the same experiment at the paper's size (a large machine or a Dask cluster). Some have a
+third, ``"stored"``: a run too long for CI whose table is committed under ``book/data/`` (``tools/store_sweep.py``).
+A chapter does::
 
     from hiermodel import figures, sweep
     df = sweep.add_theory(sweep.run(figures.grid("fig2", SCALE), cache_dir=CACHE))
@@ -31,7 +32,7 @@ from .tables import first_layer_error, half_way, long_form, mean_sem
 __all__ = ["FIGURES", "SCALES", "WIDTH", "ROW_HEIGHT", "FigureSpec", "grid", "plot", "make", "names",
            "recovery_sizes"]
 
-SCALES = ("ci", "paper")
+SCALES = ("ci", "paper", "stored")
 WIDTH, ROW_HEIGHT = 7.0, 3.0  # inches: one size convention for every figure
 GE = "gaussian-equivalent"
 _GRID_KEYS = frozenset(inspect.signature(sweep.Grid).parameters)
@@ -365,11 +366,16 @@ def _plot_floor(df):
 # --------------------------------------------------------------------------------------------------------------------
 _FIG2 = {"ci": dict(d=[12, 20, 30], gamma=0.4, alpha=_alphas(1.6, 3.8, 0.2), seeds=4, g="id"),
          "paper": dict(d=[120, 250, 400], gamma=0.4, alpha=_alphas(1.6, 3.0, 0.1), seeds=10, g="id")}
+# The real model at the paper's smallest d, computed once (hours a seed) and committed under book/data/ with its
+# provenance (tools/store_sweep.py); the exact dense route, the paper's width floor(d^eps) = 10.
+_FIG2_STORED = dict(d=120, gamma=0.4, alpha=_alphas(1.6, 3.4, 0.1), seeds=10, g="id", model="hermite",
+                    method="dense", n_test=10000)
 _BOTH = ["hermite", GE]
 
 FIGURES = {spec.name: spec for spec in (
     FigureSpec("fig2", "gamma = 0.4, g = id: test MSE and overlap q_h against alpha (the paper's Fig. 2)",
-               "C3, C5, C9", "04-scaling-law, fig-ch4-mse-qh (its id tasks are also fig5's)", _FIG2, _plot_fig2),
+               "C3, C5, C9", "04-scaling-law, fig-ch4-mse-qh (its id tasks are also fig5's)",
+               {**_FIG2, "stored": _FIG2_STORED}, _plot_fig2),
     FigureSpec("fig3", "one d, gamma = 0 ... 1: test MSE against alpha, both models (the paper's Fig. 3)",
                "C5, C6", "04-scaling-law, fig-ch4-gamma-scan",
                {"ci": dict(d=20, gamma=_alphas(0.0, 1.0, 0.2), alpha=_alphas(1.6, 3.4, 0.2), seeds=4, g="id",
@@ -430,6 +436,8 @@ def grid(name: str, scale: str = "ci", **overrides) -> sweep.Grid:
     s = spec(name)
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: choose from {SCALES}")
+    if scale not in s.grids:
+        raise ValueError(f"figure {name!r} has no {scale!r} scale: it has {list(s.grids)}")
     unknown = sorted(set(overrides) - _GRID_KEYS - set(s.extras))
     if unknown:
         raise ValueError(f"unknown grid key(s) {unknown} for {name}: use Grid arguments"

@@ -151,7 +151,7 @@ def spectrum(X, y, *, q=2, features=False, top=None, dense_max_D=4000, dtype=np.
     kernel = SampleKernel(data, dtype)
     if dense_ok:
         got = []
-        kernel.dense([w], [n], lambda j, S: got.append(S[0]))
+        kernel.dense([w], [n], lambda j, S: got.append(S.totals()[0]))
         C = got[0] / n
         C[np.diag_indices_from(C)] -= w.sum() / n
         vals = np.linalg.eigvalsh(C)

@@ -19,7 +19,10 @@ task's parameters, the estimator settings, :data:`SWEEP_VERSION` and ``hiermodel
 a temporary name and moved into place with :func:`os.replace` (atomic: a reader sees a whole entry or none; two
 writers of one entry each replace it whole). The first line holds a SHA-256 checksum of the rest; an entry that
 fails it (truncated, corrupted) or whose key does not match is recomputed with a warning, never used. A sweep
-killed at any moment and restarted recomputes only the missing tasks.
+killed at any moment and restarted recomputes only the missing tasks. Long tasks (``max(n) * D >=``
+:data:`CHECKPOINT_MIN_WORK`: minutes to hours) also save their unfinished path after every point to
+``<cache_dir>/sweep-v<SWEEP_VERSION>/partial/<key>.npz`` (local backends), so a restarted sweep resumes such a task
+at its last finished point with identical numbers; the file is deleted once the task's result is stored.
 
 Parallelism. ``workers=1`` runs tasks inline; ``workers > 1`` uses a :class:`concurrent.futures.ProcessPoolExecutor`;
 ``scheduler="tcp://host:port"`` (or a ``distributed.Client``) sends tasks to a Dask cluster. Every backend pins BLAS
@@ -54,7 +57,7 @@ from . import _backends
 from ._cache import Cache, check_cache_dir, default_cache_dir
 from ._task import LINKS, SWEEP_VERSION, Grid, Task, run_task, task_memory_bytes
 
-__all__ = ["SWEEP_VERSION", "METRICS", "LINKS", "Grid", "Task", "run", "run_task", "add_theory",
+__all__ = ["SWEEP_VERSION", "METRICS", "CHECKPOINT_MIN_WORK", "LINKS", "Grid", "Task", "run", "run_task", "add_theory",
            "default_cache_dir", "task_memory_bytes"]
 
 METRICS = ("mse", "q_h", "cos2", "overlap", "angles", "eigenvalues", "recovered", "wall_time")
@@ -68,6 +71,10 @@ METRICS = ("mse", "q_h", "cos2", "overlap", "angles", "eigenvalues", "recovered"
   (the paper's Fig. 4);
 - ``eigenvalues``: ``eig_1..eig_K``; ``recovered``: the number of directions with ``cos2 > 1/2``;
 - ``wall_time``: ``wall_s``, the wall time of the whole task."""
+
+CHECKPOINT_MIN_WORK = 2**32
+"""``max(n) * D`` from which a task checkpoints its path (about 10^12 flops of fourth moments, a minute or more on
+one core; the chapters' CI tasks stay below it and write nothing)."""
 
 # metric group -> (key in a task's result rows, column prefix)
 _FAMILIES = {"cos2": ("cos2", "cos2"), "overlap": ("overlap", "overlap"), "angles": ("angle_cos2", "angle_cos2"),
@@ -177,14 +184,19 @@ def run(grid: Grid, *, cache_dir=None, workers=1, scheduler=None, metrics=None, 
         todo = [i for i in range(len(tasks)) if i not in results]
         bar = _backends.progress_bar(len(tasks), n_cached, progress)
         unwritable = None
+        # Long tasks save their path after every point and resume from it after a crash or kill.
+        checkpoints = {i: cache.checkpoint_path(keys[i]) for i in todo
+                       if cache.root is not None and max(tasks[i].ns) * tasks[i].D >= CHECKPOINT_MIN_WORK}
         try:
-            with contextlib.closing(_backends.execute(tasks, todo, workers, client, blas_threads)) as done:
+            with contextlib.closing(_backends.execute(tasks, todo, workers, client, blas_threads,
+                                                      checkpoints)) as done:
                 for i, res in done:
                     results[i] = res
                     bar.update(1)
                     if unwritable is None:
                         try:
                             cache.store(tasks[i], keys[i], res)
+                            cache.discard_checkpoint(keys[i])
                         except OSError as err:  # disk full, read-only, ...: keep the result, stop writing
                             unwritable = err
                             warnings.warn(f"cannot write the sweep cache under {cache.root} ({err.strerror or err});"

@@ -54,10 +54,15 @@ def pool_worker_init(threads, parent_pid):
     watch_parent(parent_pid)
 
 
-def worker_run(task, blas_threads):
+def worker_run(task, blas_threads, checkpoint=None):
     """Entry point in worker processes (pool or Dask): cap threads, then run."""
     limit_blas(blas_threads)
-    return _task.run_task(task)  # looked up at call time, so a patched run_task is used
+    return run_one(task, checkpoint)
+
+
+def run_one(task, checkpoint=None):
+    """``run_task``, looked up at call time (so a patched one is used); ``checkpoint`` passed only when given."""
+    return _task.run_task(task) if checkpoint is None else _task.run_task(task, checkpoint=checkpoint)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -254,12 +259,15 @@ def stop_pool(pool):
                 p.join(timeout=5)
 
 
-def execute(tasks, todo, workers, client, blas_threads):
+def execute(tasks, todo, workers, client, blas_threads, checkpoints=None):
     """Yield ``(index, result)`` as the tasks ``tasks[i] for i in todo`` finish, on the chosen backend.
 
-    ``blas_threads`` (an int) is pinned on every backend. Close the generator (or exhaust it) to release the
-    backend: local workers are stopped when it is closed early or an exception passes through it.
+    ``blas_threads`` (an int) is pinned on every backend. ``checkpoints``: ``{index: file path}`` of the tasks that
+    save their state after every point of their path (local backends only: a Dask worker may not see this
+    machine's disk). Close the generator (or exhaust it) to release the backend: local workers are stopped when it
+    is closed early or an exception passes through it.
     """
+    checkpoints = {} if checkpoints is None or client is not None else checkpoints
     if not todo:
         return
     if client is not None:
@@ -281,7 +289,7 @@ def execute(tasks, todo, workers, client, blas_threads):
 
         with threadpool_limits(limits=blas_threads):
             for i in todo:
-                yield i, _task.run_task(tasks[i])
+                yield i, run_one(tasks[i], checkpoints.get(i))
         return
     # "spawn": a clean interpreter per worker (fork is unsafe with the threads that tqdm and BLAS may run).
     ctx = multiprocessing.get_context("spawn")
@@ -291,7 +299,7 @@ def execute(tasks, todo, workers, client, blas_threads):
                                                       initargs=(blas_threads, os.getpid()))
         finished = False
         try:
-            futures = {pool.submit(worker_run, tasks[i], blas_threads): i for i in todo}
+            futures = {pool.submit(worker_run, tasks[i], blas_threads, checkpoints.get(i)): i for i in todo}
             for fut in concurrent.futures.as_completed(futures):
                 yield futures[fut], fut.result()
             finished = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import contextlib
 import hashlib
 import json
 import math
@@ -112,6 +113,17 @@ class Cache:
 
     def path(self, key):
         return self.root / key[:2] / f"{key}.json"
+
+    def checkpoint_path(self, key):
+        """Where a long task saves its unfinished path (``partial/<key>.npz``; safe to delete), or None."""
+        return None if self.root is None else self.root / "partial" / f"{key}.npz"
+
+    def discard_checkpoint(self, key):
+        """Remove a task's checkpoint once its result is stored."""
+        path = self.checkpoint_path(key)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def clean_stray(self, directory=None):
         """Remove temporary files left by killed writers in ``directory`` (default: every directory of the cache;

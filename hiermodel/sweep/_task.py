@@ -127,6 +127,15 @@ class Task:
         return HierarchicalTarget(self.d, q=self.q, eps=self.eps, gamma=self.gamma, g=self.g,
                                   orthonormal=self.orthonormal, rng=self.streams()["target"])
 
+    def prefix(self, k: int) -> "Task":
+        """The task cut to its first ``k`` sample sizes: the same data and seeds, so (nested path, blocks restarting
+        at every point) its rows equal the first ``k`` rows of this task's, bit for bit. With ``k >= 2`` a centred
+        dense path keeps the same two running sums as the full task; the way to recompute a stored row cheaply."""
+        k = check_int("k", k, minimum=1)
+        if k > len(self.ns):
+            raise ValueError(f"k = {k} exceeds the task's {len(self.ns)} sample sizes")
+        return dataclasses.replace(self, ns=self.ns[:k], alphas=self.alphas[:k])
+
     def cache_key(self, blas_threads: int = 1) -> str:
         """SHA-256 of parameters, settings, base seed, BLAS threads, :data:`SWEEP_VERSION` and the code version.
 
@@ -375,11 +384,12 @@ class Grid:
 # --------------------------------------------------------------------------------------------------------------------
 # Running one task
 # --------------------------------------------------------------------------------------------------------------------
-def run_task(task: Task) -> dict:
+def run_task(task: Task, checkpoint=None) -> dict:
     """Fit the nested path of one task and evaluate every ``n``; returns ``{"rows": [...], "wall_s": ...}``.
 
     A pure function of ``task`` apart from the timing: the target, the training stream, the test sample and the
-    solver's start vectors all come from :meth:`Task.streams`.
+    solver's start vectors all come from :meth:`Task.streams`. ``checkpoint``: a file where the fit saves its state
+    after every point of the path and resumes from (``LayerwiseSpectral.fit_path(checkpoint=...)``).
     """
     from .. import metrics
     from ..data import SampleStream
@@ -391,7 +401,7 @@ def run_task(task: Task) -> dict:
     stream = SampleStream(target, max(task.ns), streams["train"], chunk_size=task.chunk_size, model=task.model)
     est = LayerwiseSpectral(target.d1, q=task.q, readout=task.readout, split=task.split, method=task.method,
                             rng=streams["solver"])
-    fitted = est.fit_path(stream, None, list(task.ns))
+    fitted = est.fit_path(stream, None, list(task.ns), checkpoint=checkpoint)
     if fitted[0].method_ != task.resolved_method:  # the cache key names the route: it must be the one used
         raise RuntimeError(f"task {task.params}: the estimator used method {fitted[0].method_!r}, the cache key "
                            f"says {task.resolved_method!r}")
