@@ -15,11 +15,11 @@ import hashlib
 import json
 import os
 import pathlib
-import socket
-import tempfile
 import warnings
 
 import numpy as np
+
+from ._files import write_atomic
 
 __all__ = ["PathCheckpoint", "data_fingerprint", "fingerprint"]
 
@@ -79,25 +79,11 @@ class PathCheckpoint:
 
     def save(self, header: dict, arrays: dict):
         """Write atomically (temporary file in the same directory, then rename): a kill mid-write keeps the last
-        complete state. An OSError (disk full, read-only) is reported once as a warning; the fit goes on."""
+        complete state. An OSError (disk full, read-only) becomes a warning; the fit goes on unsaved."""
         body = {"header": np.array(json.dumps({"format": FORMAT, "fingerprint": self.fingerprint, **header}))}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            host = socket.gethostname().replace(".", "_")[:32] or "host"
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem[:16]}.{host}.{os.getpid()}.", suffix=".tmp",
-                                       dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.savez(fh, **body, **arrays)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
-                raise
+            write_atomic(self.path, lambda fh: np.savez(fh, **body, **arrays))
         except OSError as err:
             warnings.warn(f"cannot write checkpoint {self.path} ({err.strerror or err}); the fit goes on without "
                           f"saving its state", RuntimeWarning, stacklevel=3)

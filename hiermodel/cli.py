@@ -266,25 +266,18 @@ def _write_table(df, path):
     path = pathlib.Path(path)
     if path.suffix not in (".csv", ".jsonl", ".ndjson"):
         raise ValueError(f"--out must end in .csv or .jsonl, got {path.name!r}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            if path.suffix == ".csv":
-                df.to_csv(fh, index=False)
-            else:
-                cols = list(df.columns)
-                for row in df.itertuples(index=False, name=None):
-                    fh.write(json.dumps({c: _plain(v) for c, v in zip(cols, row)}, allow_nan=False) + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+
+    from ._files import write_atomic
+
+    def write(fh):
+        if path.suffix == ".csv":
+            df.to_csv(fh, index=False)
+        else:
+            cols = list(df.columns)
+            for row in df.itertuples(index=False, name=None):
+                fh.write(json.dumps({c: _plain(v) for c, v in zip(cols, row)}, allow_nan=False) + "\n")
+
+    write_atomic(path, write, text=True, sync=False)
 
 
 def _cmd_sweep(args):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import errno
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -11,11 +11,11 @@ import numbers
 import os
 import pathlib
 import shutil
-import socket
 import tempfile
 import time
 import warnings
 
+from .._files import HOST, write_atomic
 from ._task import SWEEP_VERSION, canonical, code_version
 
 CACHE_MAGIC = "HIERMODEL-SWEEP"
@@ -79,6 +79,10 @@ def check_result(result, task):
         for key in ("mse", "q_h", "alpha"):
             if isinstance(r.get(key), bool) or not isinstance(r.get(key), numbers.Real):
                 raise ValueError(f"row n = {n} has no number {key}")
+        if getattr(task, "learner", "layerwise") != "layerwise":  # a baseline: no direction metrics, q_h NaN
+            if not isinstance(r.get("method"), str) or not math.isfinite(r["mse"]):
+                raise ValueError(f"row n = {n} has no method or a non-finite mse")
+            continue
         for key in _ROW_LISTS:
             v = r.get(key)
             if (not isinstance(v, list) or len(v) != task.d1
@@ -106,10 +110,7 @@ class Cache:
     def __init__(self, root):
         self.root = None if root is None else pathlib.Path(root).expanduser() / f"sweep-v{SWEEP_VERSION}"
         self._swept = set()
-        self._host = socket.gethostname().replace(".", "_")[:32] or "host"
-        umask = os.umask(0)
-        os.umask(umask)
-        self._mode = 0o666 & ~umask  # what open() would give: entries readable by others, as any cache file
+        self._host = HOST
 
     def path(self, key):
         return self.root / key[:2] / f"{key}.json"
@@ -202,21 +203,6 @@ class Cache:
         body = canonical({"key": key, "params": task.params, "settings": task.settings,
                           "sweep_version": SWEEP_VERSION, "hiermodel": code_version(), "result": result}).encode()
         data = f"{CACHE_MAGIC} {hashlib.sha256(body).hexdigest()}\n".encode() + body
-        # A unique temporary name in the same directory, then an atomic rename: concurrent writers never
-        # interleave, and a kill mid-write leaves only a stray temporary file (removed by a later run), never a
-        # half entry. The name records host and pid, so that a later run knows when its writer is dead.
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.{self._host}.{os.getpid()}.", suffix=".tmp",
-                                   dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                os.fchmod(fh.fileno(), self._mode)  # mkstemp creates 0600
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        # Atomic (see hiermodel._files): concurrent writers never interleave, and a kill mid-write leaves only a
+        # stray temporary file (removed by a later run), never a half entry.
+        write_atomic(path, lambda fh: fh.write(data))
