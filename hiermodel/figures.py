@@ -30,7 +30,7 @@ from .hermite import feature_dimension
 from .tables import first_layer_error, half_way, long_form, mean_sem
 
 __all__ = ["FIGURES", "SCALES", "WIDTH", "ROW_HEIGHT", "FigureSpec", "grid", "plot", "make", "names",
-           "recovery_sizes"]
+           "recovery_sizes", "stored_table"]
 
 SCALES = ("ci", "paper", "stored")
 WIDTH, ROW_HEIGHT = 7.0, 3.0  # inches: one size convention for every figure
@@ -488,6 +488,35 @@ _PLOT_COLUMNS = {
     "floor": {"d", "gamma", "eps", "q", "n", "mse", "cos2_1"},
 }
 """Columns each figure reads from its table (checked by :func:`plot` before drawing)."""
+
+
+def stored_table(name: str, directory):
+    """The committed table of figure ``name``'s ``"stored"`` scale (``<directory>/<name>-stored.csv``, written by
+    ``tools/store_sweep.py``), with its provenance in ``df.attrs["provenance"]``.
+
+    Raises a ValueError if the figure has no stored scale, the files are missing, or the table was computed for
+    another grid than the registry's (rerun the runner then: a stale table is never shown as current). The table
+    may hold fewer seeds than the grid while a run is in progress; ``attrs["provenance"]["tasks"]`` lists them.
+    """
+    import json
+
+    import pandas as pd
+
+    g = grid(name, "stored")
+    directory = pathlib.Path(directory)
+    table, prov = directory / f"{name}-stored.csv", directory / f"{name}-stored.json"
+    if not table.is_file() or not prov.is_file():
+        raise ValueError(f"no stored table {table} (with {prov.name}): run tools/store_sweep.py {name}")
+    meta = json.loads(prov.read_text())
+    if meta.get("grid") != repr(g):
+        raise ValueError(f"{table} was computed for {meta.get('grid')}, not for the registry's {g!r}: rerun "
+                         f"tools/store_sweep.py {name}")
+    df = pd.read_csv(table)
+    seeds = sorted(int(t["seed"]) for t in meta["tasks"])
+    if sorted(df["seed"].unique().tolist()) != seeds:
+        raise ValueError(f"{table} holds seeds {sorted(df['seed'].unique().tolist())} but its provenance lists {seeds}")
+    df.attrs["provenance"] = meta
+    return df
 
 
 def make(name: str, scale: str = "ci", out_dir=".", *, overrides=None, **run_kwargs) -> dict:

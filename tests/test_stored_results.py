@@ -40,12 +40,8 @@ def test_prefix_rejects_bad_k():
 @pytest.mark.parametrize("table", TABLES, ids=lambda p: p.name)
 def test_stored_table_matches_its_provenance_and_registry(table):
     name = table.name.removesuffix("-stored.csv")
-    df = pd.read_csv(table)
-    meta = json.loads(table.with_suffix(".json").read_text())
-    grid = figures.grid(name, "stored")
-    assert meta["grid"] == repr(grid)  # a changed registry entry must be recomputed, not silently kept
-    assert sorted(df["seed"].unique()) == sorted(t["seed"] for t in meta["tasks"])
-    assert set(df["seed"]) <= set(grid.seeds)
+    df = figures.stored_table(name, table.parent)  # refuses a table of another grid, or seeds it does not list
+    assert set(df["seed"]) <= set(figures.grid(name, "stored").seeds)
     for seed, rows in df.groupby("seed"):
         task = figures.grid(name, "stored", seeds=[int(seed)]).tasks()[0]
         assert list(rows["n"]) == list(task.ns), f"seed {seed}: the stored path is not the registry's"
@@ -67,3 +63,34 @@ def test_stored_row_is_recomputed_to_1e_8(table):
     assert set(recomputed) == set(columns)
     for c in columns:
         np.testing.assert_allclose(recomputed[c], stored[c], rtol=1e-8, atol=1e-12, err_msg=c)
+
+
+def _fake_store(directory, *, grid_repr, seeds_csv, seeds_json):
+    pd.DataFrame({"seed": seeds_csv, "n": [10] * len(seeds_csv), "mse": [0.5] * len(seeds_csv)}).to_csv(
+        directory / "fig2-stored.csv", index=False)
+    (directory / "fig2-stored.json").write_text(json.dumps({"grid": grid_repr,
+                                                            "tasks": [{"seed": s} for s in seeds_json]}))
+
+
+def test_stored_table_loads_with_its_provenance(tmp_path):
+    _fake_store(tmp_path, grid_repr=repr(figures.grid("fig2", "stored")), seeds_csv=[0, 2], seeds_json=[2, 0])
+    df = figures.stored_table("fig2", tmp_path)
+    assert list(df["seed"]) == [0, 2] and df.attrs["provenance"]["tasks"][0]["seed"] == 2
+
+
+@pytest.mark.parametrize("grid_repr, seeds_json, match", [
+    ("Grid(d=[30])", [0], "computed for Grid"),
+    (None, [0, 1], "provenance lists"),
+])
+def test_stale_or_inconsistent_stored_tables_are_refused(tmp_path, grid_repr, seeds_json, match):
+    grid_repr = grid_repr or repr(figures.grid("fig2", "stored"))
+    _fake_store(tmp_path, grid_repr=grid_repr, seeds_csv=[0], seeds_json=seeds_json)
+    with pytest.raises(ValueError, match=match):
+        figures.stored_table("fig2", tmp_path)
+
+
+def test_missing_or_unknown_stored_tables_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="no stored table"):
+        figures.stored_table("fig2", tmp_path)
+    with pytest.raises(ValueError, match="has no 'stored' scale"):
+        figures.stored_table("fig3", tmp_path)
