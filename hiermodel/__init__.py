@@ -1,6 +1,6 @@
 """hiermodel: the hierarchical model of Wortsman-Zurich et al. (arXiv:2605.14567) and its layer-wise estimator."""
 
-from . import figures, metrics, sweep, tables, theory
+from . import figures, metrics, population, sweep, tables, theory
 from .data import SampleStream
 from .estimator import LayerwiseSpectral, spectral_matrix
 from .hermite import feature_dimension, hermite_features, matrix_to_vector, multisets, vector_to_matrix
@@ -19,6 +19,7 @@ __all__ = [
     "matrix_to_vector",
     "metrics",
     "multisets",
+    "population",
     "spectral_matrix",
     "sweep",
     "tables",

@@ -43,7 +43,7 @@ figures: {names}
           hiermodel figure fig4 --scale paper --scheduler tcp://HOST:8786 --cache-dir /shared/cache
 
 Override any grid entry with --set, e.g. --set d=12,16 --set seeds=2 --set alpha=2:3:0.5 --set model=hermite
-(figures with per-d settings also take their own keys: fig4 deltas=, rate d1=, scaling d1= ratios=)
+(figures with per-d settings also take their own keys: fig4 deltas=, fig4wide d1=, rate d1=, scaling d1= ratios=)
 """
 
 

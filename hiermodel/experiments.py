@@ -18,7 +18,8 @@ from .estimator import LayerwiseSpectral
 from .metrics import direction_cos2, subspace_overlap
 from .target import HierarchicalTarget
 
-__all__ = ["ALPHAS", "PAIRED_LINKS", "paired_links", "paired_sizes"]
+__all__ = ["ALPHAS", "PAIRED_LINKS", "link_theory", "paired_links", "paired_sizes", "stein_constants",
+           "task_link_constants"]
 
 ALPHAS = tuple(round(float(a), 2) for a in np.arange(1.9, 3.6001, 0.05))
 """Sample exponents of the paired-links experiment: ``alpha = 1.9, 1.95, ..., 3.6``."""
@@ -109,3 +110,108 @@ def _row(t, name, seed, n, est):
            "q_h": subspace_overlap(t.directions, est.directions_)}
     rec.update({f"cos2_{i + 1}": float(c) for i, c in enumerate(direction_cos2(t.directions, est.directions_))})
     return rec
+
+
+# --- chapter 5, C7 at gamma > 1/2: each sweep task's link constants and its Gaussian-equivalent first layer ------
+def _link_derivatives(target, h2):
+    from .target import TANH_SCALE
+
+    if target.g_name == "id":
+        return np.ones_like(h2), np.zeros_like(h2)
+    if target.g_name == "tanh":
+        sech2 = 1.0 / np.cosh(h2) ** 2
+        return TANH_SCALE * sech2, -2.0 * TANH_SCALE * np.tanh(h2) * sech2
+    raise ValueError(f"stein_constants knows the derivatives of g = 'id' and 'tanh', not {target.g_name!r}")
+
+
+def stein_constants(target, *, samples=200_000, rng=None) -> dict:
+    """The link constants of :func:`hiermodel.population.link_constants`, with the spikes in Stein's form.
+
+    ``theta_i = (sqrt2 lambda_i E g'(h2) + 2 lambda_i^2 E[g''(h2) h_i^2]) / sd g(h2)`` (chapter 5 derives it; the
+    same number as ``E[y (h_i^2 - 1)]``), estimated on ``h = rng.standard_normal((samples, d1))``. Its Monte Carlo
+    error is proportional to ``|lambda_i|``, where the direct estimate's is not: the weak directions of a wide first
+    layer (``d1 = 40``, ``gamma >= 1``) keep a small relative error. ``noise_i = E[y^2 h_i^2]`` as in
+    ``link_constants`` (standardised labels). Links: ``"id"`` and ``"tanh"``.
+
+    Returns ``{"theta", "theta_se", "noise"}`` (arrays of ``d1``).
+    """
+    from ._checks import as_generator
+
+    if not isinstance(target, HierarchicalTarget):
+        raise TypeError(f"target must be a HierarchicalTarget, got {type(target).__name__}")
+    samples = check_int("samples", samples, minimum=2)
+    _link_derivatives(target, np.zeros(1))  # an unknown link fails before the draw
+    h = as_generator(rng).standard_normal((samples, target.d1))
+    h2 = target.second_layer(h)
+    gp, gpp = _link_derivatives(target, h2)
+    y = target.g(h2)
+    sd = float(np.std(y))
+    lam = target.weights
+    terms = (np.sqrt(2.0) * lam * gp[:, None] + 2.0 * lam**2 * gpp[:, None] * h**2) / sd
+    ys = (y - y.mean()) / sd
+    return {"theta": terms.mean(0), "theta_se": terms.std(0) / np.sqrt(samples),
+            "noise": (ys[:, None] ** 2 * h**2).mean(0)}
+
+
+_TASK_KEYS = ("d", "gamma", "q", "g", "eps", "model", "seed")
+
+
+def task_link_constants(grid, *, samples=50_000, rng=0) -> dict:
+    """Each task's link constants: ``{(d, gamma, q, g, eps, model, seed): {"weights", "theta", "noise", "D"}}``.
+
+    The task's own target is rebuilt (``Task.target()``: its weights and signs); ``g = "id"`` gets the exact
+    ``theta = sqrt2 lambda`` and ``noise = 1 + 4 lambda^2`` (chapters 2 and 3), any other link
+    :func:`stein_constants` with ``samples`` and ``rng`` (the same draw for every task).
+    """
+    from . import sweep
+
+    if not isinstance(grid, sweep.Grid):
+        raise TypeError(f"grid must be a hiermodel.sweep.Grid, got {type(grid).__name__}")
+    out = {}
+    for task in grid.tasks():
+        t = task.target()
+        if t.g_name == "id":
+            const = {"theta": np.sqrt(2.0) * t.weights, "noise": 1.0 + 4.0 * t.weights**2}
+        else:
+            const = stein_constants(t, samples=samples, rng=rng)
+        out[tuple(task.params[k] for k in _TASK_KEYS)] = {"weights": t.weights, "theta": const["theta"],
+                                                         "noise": const["noise"], "D": t.D}
+    return out
+
+
+def link_theory(df, grid, *, constants=None, samples=50_000, rng=0):
+    """A copy of a sweep table with the Gaussian-equivalent first layer predicted from each task's link constants.
+
+    ``constants``: the output of :func:`task_link_constants` for ``grid`` (computed here with ``samples`` and
+    ``rng`` when omitted). :func:`hiermodel.theory.link_first_layer` gives, at each row's ``n``, ``q_h_link`` and
+    ``mse_fl_link`` (first-order form) and ``q_h_link_bbp``, ``mse_fl_link_bbp`` (BBP form). Every row of ``df``
+    must belong to a task of ``grid``.
+    """
+    import pandas as pd
+
+    from . import theory
+
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"df must be a pandas DataFrame (a sweep table), got {type(df).__name__}")
+    keys = list(_TASK_KEYS)
+    missing = sorted(set(keys + ["n"]) - set(df.columns))
+    if missing:
+        raise ValueError(f"df lacks the columns {missing} of a sweep table")
+    if constants is None:
+        constants = task_link_constants(grid, samples=samples, rng=rng)
+    elif not isinstance(constants, dict):
+        raise TypeError(f"constants must be the dict of task_link_constants, got {type(constants).__name__}")
+    out = df.copy()
+    for c in ("q_h_link", "mse_fl_link", "q_h_link_bbp", "mse_fl_link_bbp"):
+        out[c] = np.nan
+    for key, idx in out.groupby(keys).groups.items():
+        const = constants.get(tuple(key))
+        if const is None:
+            raise ValueError(f"the row with {dict(zip(keys, key))} is not a task of the grid")
+        n = out.loc[idx, "n"].to_numpy(dtype=float)
+        for form, suffix in (("first-order", ""), ("bbp", "_bbp")):
+            pred = theory.link_first_layer(n, weights=const["weights"], theta=const["theta"],
+                                           noise=const["noise"], D=const["D"], form=form)
+            out.loc[idx, "q_h_link" + suffix] = pred["q_h"]
+            out.loc[idx, "mse_fl_link" + suffix] = pred["error"]
+    return out

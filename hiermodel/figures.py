@@ -29,7 +29,7 @@ from . import sweep, theory
 from .hermite import feature_dimension
 from .tables import first_layer_error, half_way, long_form, mean_sem
 
-__all__ = ["FIGURES", "SCALES", "WIDTH", "ROW_HEIGHT", "FigureSpec", "grid", "plot", "make", "names",
+__all__ = ["FIGURES", "SCALES", "WIDTH", "ROW_HEIGHT", "FigureSpec", "grid", "plot", "make", "names", "separation_plot",
            "recovery_sizes", "stored_table"]
 
 SCALES = ("ci", "paper", "stored")
@@ -118,6 +118,17 @@ def _width_rule(d, kw):
     return out
 
 
+def _wide_rule(d, kw):
+    """``fig4wide``: the ``eps`` giving ``d1 = floor(d^eps)`` = the ``d1`` entry (a first layer wider than
+    ``d^(1/2)``), and chapter 3's nested path for that width (no matching-bound points)."""
+    eps = _single(kw, "eps", None) if "eps" in kw else theory.width_exponent(d, kw["d1"])
+    out = {"eps": eps}
+    if "alpha" not in kw and "n" not in kw:
+        sizes = recovery_sizes(d, gamma=_single(kw, "gamma", None), eps=eps, q=_single(kw, "q", 2), deltas=())
+        out["n"] = [int(v) for v in sizes]
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Drawing helpers
 # --------------------------------------------------------------------------------------------------------------------
@@ -200,28 +211,51 @@ def _plot_fig2(df):
 
 
 def _plot_fig5(df):
-    return _plot_mse_qh(df, style_by="g")
+    """Fig. 2's panels with a marker style per link; when the table carries the link-constant predictions
+    (:func:`hiermodel.experiments.link_theory`), dashed lines: the Gaussian-equivalent q_h and first-layer error of
+    g = tanh from its own constants, in the BBP form of the identity's solid lines (chapter 5)."""
+    fig = _plot_mse_qh(df, style_by="g")
+    if "q_h_link_bbp" in df.columns:
+        ax0, ax1 = fig.axes[:2]
+        for k, d in enumerate(sorted(df["d"].unique())):
+            part = df[(df["d"] == d) & (df["g"] != "id")]
+            th = part.groupby("alpha")[["q_h_link_bbp", "mse_fl_link_bbp"]].mean()
+            ax0.plot(th.index, th["mse_fl_link_bbp"], "--", color=f"C{k}", lw=1)
+            ax1.plot(th.index, th["q_h_link_bbp"], "--", color=f"C{k}", lw=1)
+    return fig
 
 
 def _plot_fig3(df):
-    """Test MSE against alpha for each gamma, one panel per model; lines: the B2 prediction (chapter 4, Fig. 3)."""
+    """Test MSE (left) and overlap q_h (right) against alpha for each gamma, one row per model; lines (GE rows): the
+    B2 prediction of the MSE and SPEC B1's q_h = mean_i (1 - n_i*/n)_+ (chapter 4, the paper's Fig. 3 with both of
+    its panels)."""
     models = list(dict.fromkeys(df["model"]))
-    fig, axes = _new_figure(len(models), sharey=True)
+    fig, axes = _new_figure(2, nrows=len(models), sharex=True)
     gammas = sorted(df["gamma"].unique())
-    for ax, model in zip(axes, models):
+    for row, model in enumerate(models):
+        ax0, ax1 = axes[2 * row], axes[2 * row + 1]
         part = df[df["model"] == model]
         for k, gamma in enumerate(gammas):
             sub = part[part["gamma"] == gamma]
             color = _viridis(k, len(gammas))
-            _errorbar(ax, mean_sem(sub, "alpha", "mse"), color=color, label=rf"$\gamma = {gamma:g}$")
-            if model == GE and "mse_refined" in sub.columns:
+            _errorbar(ax0, mean_sem(sub, "alpha", "mse"), color=color, label=rf"$\gamma = {gamma:g}$")
+            _errorbar(ax1, mean_sem(sub, "alpha", "q_h"), color=color)
+            if model != GE:
+                continue
+            if "mse_refined" in sub.columns:
                 th = sub.groupby("alpha")["mse_refined"].mean()
-                ax.plot(th.index, th.values, "-", color=color, lw=1)
-        ax.set_xlabel(_ALPHA_LABEL)
-        ax.text(0.03, 0.04, "real Hermite model" if model == "hermite" else "Gaussian-equivalent model",
-                transform=ax.transAxes, fontsize=8)
-    axes[0].set_ylabel("test MSE")
-    axes[-1].legend(frameon=False, fontsize=7)
+                ax0.plot(th.index, th.values, "-", color=color, lw=1)
+            for (d, eps, q), one in sub.groupby(["d", "eps", "q"]):
+                n_star = theory.recovery_thresholds(d=int(d), gamma=float(gamma), eps=float(eps), q=int(q))
+                ns = one.groupby("alpha")["n"].first()
+                q_h = np.clip(1 - n_star[None, :] / ns.to_numpy()[:, None], 0, None).mean(axis=1)
+                ax1.plot(ns.index, q_h, "-", color=color, lw=1)
+        name = "real Hermite model" if model == "hermite" else "Gaussian-equivalent model"
+        for ax, label in ((ax0, "test MSE"), (ax1, "overlap $q_h$")):
+            ax.set_ylabel(f"{label} ({_MODEL_LABEL.get(model, model)})")
+            ax.set_xlabel(_ALPHA_LABEL)
+        ax0.text(0.03, 0.04, name, transform=ax0.transAxes, fontsize=8)
+    axes[0].legend(frameon=False, fontsize=7)
     return fig
 
 
@@ -361,6 +395,246 @@ def _plot_floor(df):
     return fig
 
 
+def _plot_links(df, panel_by):
+    """First-layer error (filled) and test MSE (open) against n for g = id and tanh, one panel per ``panel_by``
+    value (a colour per link); lines, when the table carries them (:func:`hiermodel.experiments.link_theory`): the
+    Gaussian-equivalent first-layer error from each link's own constants, first-order form (solid) and BBP form
+    (dotted) (chapter 5, C7 at gamma > 1/2)."""
+    keys = sorted(df[panel_by].unique())
+    fig, axes = _new_figure(len(keys), sharey=True)
+    df = df.assign(mse_fl=first_layer_error(df))
+    links = list(dict.fromkeys(df["g"]))
+    for ax, key in zip(axes, keys):
+        part = df[df[panel_by] == key]
+        for k, g in enumerate(links):
+            sub, color = part[part["g"] == g], f"C{k}"
+            _errorbar(ax, mean_sem(sub, "n", "mse_fl"), color=color, label=f"first-layer error, $g = $ {g}")
+            _errorbar(ax, mean_sem(sub, "n", "mse"), color=color, open_marker=True, label=f"test MSE, $g = $ {g}")
+            for col, ls in (("mse_fl_link", "-"), ("mse_fl_link_bbp", ":")):
+                if col in sub.columns:
+                    th = sub.groupby("n")[col].mean()
+                    ax.plot(th.index, th.values, ls, color=color, lw=1)
+        _log(ax)
+        ax.set_xlabel("$n$")
+        name = r"\gamma" if panel_by == "gamma" else panel_by
+        ax.text(0.04, 0.04, f"${name} = {key:g}$", transform=ax.transAxes, fontsize=8)
+    axes[0].set_ylabel("error (standardised labels)")
+    axes[0].legend(frameon=False, fontsize=7)
+    return fig
+
+
+# --- chapter 4, issue 13: gamma <= 1/2 and the late regime (B2, B3, C5) ---------------------------------------------
+def _plot_regimes(df):
+    """First-layer error (open) and test MSE (filled) against n on a linear error scale, one panel per gamma
+    (gamma <= 1/2, where the error stays of order 1); lines: the tail sum (dotted), the B2 sum (solid) and the
+    continuum tail form (dashed: 1 - Z^2 m^(1-2 gamma)/(1-2 gamma), or B3's 1 - Z^2 ln m) (chapter 4)."""
+    gammas = sorted(df["gamma"].unique())
+    fig, axes = _new_figure(len(gammas), sharey=True)
+    df = df.assign(mse_fl=first_layer_error(df))
+    ds = sorted(df["d"].unique())
+    for ax, gamma in zip(axes, gammas):
+        for k, d in enumerate(ds):
+            part = df[(df["gamma"] == gamma) & (df["d"] == d)]
+            kw, color, first = _theory_kw(part), f"C{k}", k == 0
+            suffix = "" if len(ds) == 1 else f", $d = {d}$"
+            _errorbar(ax, mean_sem(part, "n", "mse"), color=color, label="test MSE" + suffix)
+            _errorbar(ax, mean_sem(part, "n", "mse_fl"), color=color, open_marker=True,
+                      label="first-layer error" + suffix)
+            nn = np.geomspace(part["n"].min(), part["n"].max(), 300)
+            ax.plot(nn, theory.mse_prediction(nn, **kw), ":", color="k", lw=1,
+                    label="tail sum (Eq. 2.15)" if first else None)
+            ax.plot(nn, theory.mse_prediction(nn, **kw, refined=True), "-", color="k", lw=1,
+                    label="B2 sum" if first else None)
+            if gamma > 0:
+                ax.plot(nn, theory.mse_asymptotic(nn, **kw), "--", color="0.5", lw=1,
+                        label="continuum tail form" if first else None)
+        _log(ax, y=False)
+        ax.set_xlabel("$n$")
+        ax.text(0.96, 0.9, rf"$\gamma = {gamma:g}$", transform=ax.transAxes, fontsize=8, ha="right")
+    axes[0].set_ylabel("error (standardised labels)")
+    axes[0].legend(frameon=False, fontsize=7, loc="lower left")
+    return fig
+
+
+def _plot_late(df):
+    """n / D times the first-layer error (open) and the test MSE (filled) against n, one panel per gamma; lines:
+    SPEC B2's late value d1 + 4 (dashed), the plain BBP value d1 (dotted), and n / D times the B2 sum (thin grey)
+    and its strong-feature form (solid) (chapter 4, B2's late regime D (d1 + 4) / n)."""
+    from .theory import mse_prediction_strong
+
+    gammas = sorted(df["gamma"].unique())
+    fig, axes = _new_figure(len(gammas), sharey=True)
+    df = df.assign(mse_fl=first_layer_error(df))
+    df = df.assign(fl_scaled=df["mse_fl"] * df["n"] / df["D"], mse_scaled=df["mse"] * df["n"] / df["D"])
+    ds = sorted(df["d"].unique())
+    for ax, gamma in zip(axes, gammas):
+        for k, d in enumerate(ds):
+            part = df[(df["gamma"] == gamma) & (df["d"] == d)]
+            kw, color, first = _theory_kw(part), f"C{k}", k == 0
+            D, d1 = int(_one(part, "D")), int(_one(part, "d1"))
+            suffix = "" if len(ds) == 1 else f", $d = {d}$"
+            _errorbar(ax, mean_sem(part, "n", "mse_scaled"), color=color, label="test MSE" + suffix)
+            _errorbar(ax, mean_sem(part, "n", "fl_scaled"), color=color, open_marker=True,
+                      label="first-layer error" + suffix)
+            nn = np.geomspace(part["n"].min(), part["n"].max(), 200)
+            ax.plot(nn, nn / D * mse_prediction_strong(nn, **kw), "-", color=color, lw=1,
+                    label="strong-feature sum" if first else None)
+            ax.plot(nn, nn / D * theory.mse_prediction(nn, **kw, refined=True), "-", color="0.6", lw=0.8,
+                    label="B2 sum" if first else None)
+            ax.axhline(d1 + 4, color=color, ls="--", lw=1, label="$d_1 + 4$" if first else None)
+            ax.axhline(d1, color=color, ls=":", lw=1, label="$d_1$" if first else None)
+        _log(ax, y=False)
+        ax.set_xlabel("$n$")
+        ax.text(0.04, 0.04, rf"$\gamma = {gamma:g}$", transform=ax.transAxes, fontsize=8)
+    axes[0].set_ylabel(r"$n / D \times$ error")
+    axes[0].legend(frameon=False, fontsize=7)
+    return fig
+
+
+# --- chapter 6 (C8): Algorithm 1 against the kernel baselines ------------------------------------------------------
+_LEARNER_STYLE = {"layerwise": ("C0", "o", "Algorithm 1"), "krr-rbf": ("C1", "s", "RBF kernel ridge"),
+                  "krr-poly": ("C2", "^", "polynomial kernel, degree 2q"),
+                  "oracle": ("C3", "D", "oracle: Hermite LS, degree <= 2q")}
+
+
+def _kernel_rule(d, kw):
+    """``alpha`` (the registered ``alphas`` unless overridden) capped at ``n <= n_max``; the oracle only where its
+    basis has at most ``oracle_max`` terms. An explicit ``n`` is left as given."""
+    from .baselines import basis_size
+
+    learners = kw.get("learner", "layerwise")
+    learners = [learners] if isinstance(learners, str) else list(learners)
+    if basis_size(d, 2 * _single(kw, "q", 2)) > kw["oracle_max"]:
+        learners = [v for v in learners if v != "oracle"]
+    if "n" in kw:
+        return {"learner": learners}
+    alphas = kw["alpha"] if "alpha" in kw else kw["alphas"]
+    alphas = [a for a in (alphas if isinstance(alphas, (list, tuple)) else [alphas]) if d ** a <= kw["n_max"]]
+    return {"alpha": alphas, "learner": learners}
+
+
+def _plot_kernels(df):
+    """Test MSE against alpha, one panel per d, a marker per learner; lines: the kernel staircase 1 - E_{<= l}
+    (mean over the draws), and a tick at the oracle's basis size binom(d + 2q, 2q) (chapter 6)."""
+    from .baselines import add_staircase, basis_size, learner_of
+
+    df = df.assign(learner=learner_of(df))
+    if "mse_staircase" not in df.columns:
+        df = add_staircase(df)
+    ds = sorted(df["d"].unique())
+    fig, axes = _new_figure(len(ds), sharey=True)
+    for ax, d in zip(axes, ds):
+        part = df[df["d"] == d]
+        for learner, (color, marker, label) in _LEARNER_STYLE.items():
+            sub = part[part["learner"] == learner]
+            if len(sub):
+                _errorbar(ax, mean_sem(sub, "alpha", "mse"), color=color, marker=marker, ls=":", label=label)
+        base = part[part["learner"] == part["learner"].iloc[0]]
+        grid_a = np.linspace(base["alpha"].min(), base["alpha"].max(), 400)
+        stairs = [theory.kernel_staircase({0: r.E_0, 2: r.E_2, 4: r.E_4}, grid_a)
+                  for r in base.drop_duplicates("seed").itertuples()]
+        ax.plot(grid_a, np.mean(stairs, axis=0), "-", color="0.3", lw=1, label="kernel staircase (theory)")
+        q = int(_one(part, "q"))
+        ax.axvline(math.log(basis_size(int(d), 2 * q)) / math.log(d), ymin=0.0, ymax=0.06, color="C3", lw=2)
+        ax.set_xlabel(_ALPHA_LABEL)
+        ax.text(0.96, 0.93, f"$d = {d}$", transform=ax.transAxes, fontsize=8, ha="right")
+    axes[0].set_ylabel("test MSE")
+    axes[0].legend(frameon=False, fontsize=6, loc="lower left")
+    return fig
+
+
+def separation_plot(crossings):
+    """The sample size each learner needs to reach a test MSE level, against d (log-log), with the fitted power
+    laws. ``crossings``: a table with columns ``learner, level, d, n, low, high`` (estimate and interval) and
+    ``slope`` (the fitted exponent of that learner and level)."""
+    import pandas as pd
+
+    if not isinstance(crossings, pd.DataFrame) or not {"learner", "level", "d", "n", "low", "high",
+                                                         "slope"} <= set(crossings.columns):
+        raise ValueError("crossings must be a DataFrame with columns learner, level, d, n, low, high, slope")
+    fig, (ax,) = _new_figure(1)
+    for (learner, level), part in crossings.groupby(["learner", "level"], sort=False):
+        color, marker, label = _LEARNER_STYLE[learner]
+        part = part.sort_values("d")
+        open_marker = level < crossings["level"].max()
+        ax.errorbar(part["d"], part["n"], yerr=[part["n"] - part["low"], part["high"] - part["n"]], fmt=marker,
+                    color=color, mfc="white" if open_marker else color, ms=4, capsize=2, lw=0.8,
+                    label=f"{label}, MSE {level:g}: slope {part['slope'].iloc[0]:.2f}")
+        x = np.array([part["d"].min(), part["d"].max()], dtype=float)
+        c = np.exp(np.mean(np.log(part["n"]) - part["slope"].iloc[0] * np.log(part["d"])))
+        ax.plot(x, c * x ** part["slope"].iloc[0], "-", color=color, lw=0.8)
+    _log(ax)
+    ds = sorted(int(v) for v in crossings["d"].unique())
+    ax.set_xticks(ds)
+    ax.set_xticklabels([str(v) for v in ds])
+    ax.set_xlabel("$d$")
+    ax.set_ylabel("$n$ to reach the level")
+    ax.legend(frameon=False, fontsize=6)
+    return fig
+
+
+# --- chapter 7 (issue 13, B4): the degree q = 3 -------------------------------------------------------------------
+def cubic_sizes(d, *, q=3, octaves=(-1, 8)) -> list:
+    """Chapter 7's nested path at dimension ``d``: ``n = round(D 2^(k/2))`` from ``2^octaves[0] D`` to
+    ``2^octaves[1] D`` in half-octave steps, ``D = binom(d + q - 1, q)`` (sorted, distinct ints)."""
+    lo, hi = (int(v) for v in octaves)
+    if not lo < hi:
+        raise ValueError(f"octaves must be (lo, hi) with lo < hi, got {octaves!r}")
+    D = feature_dimension(d, q)
+    return sorted({int(round(D * 2.0 ** (k / 2))) for k in range(2 * lo, 2 * hi + 1)})
+
+
+def _cubic_rule(d, kw):
+    """``cubic``: the ``eps`` giving ``d1`` = the ``d1`` entry, and :func:`cubic_sizes` (unless n or alpha is given)."""
+    out = {} if "eps" in kw else {"eps": math.log(kw["d1"] + 0.5) / math.log(d)}
+    if "n" not in kw and "alpha" not in kw:
+        out["n"] = cubic_sizes(d, q=_single(kw, "q", 3), octaves=tuple(kw["octaves"]))
+    return out
+
+
+def _plot_cubic(df):
+    """(a) cos^2 theta_i against n / D at the largest d, GE filled and real open, with the first-order law
+    1 - P_i/n of the GE model (lines); (b) test MSE against n / D for each d, GE filled with the B2 sum (lines),
+    real open (chapter 7)."""
+    fig, (axA, axB) = _new_figure(2)
+    df = df.assign(ratio=df["n"] / df["D"])
+    d = int(df["d"].max())
+    part = df[df["d"] == d]
+    kw = _theory_kw(part)
+    d1, D = int(part["d1"].iloc[0]), int(part["D"].iloc[0])
+    styles = _styled(part, "model")
+    cos2 = long_form(part, "cos2")
+    for model, (open_marker, ls) in styles.items():
+        for i in range(1, d1 + 1):
+            st = mean_sem(cos2[(cos2["model"] == model) & (cos2["i"] == i)], "ratio", "cos2")
+            _errorbar(axA, st, color=_viridis(i - 1, d1), open_marker=open_marker, ls=ls,
+                      label=f"$i = {i}$" if not open_marker else None)
+    lam = theory.weight_magnitudes(d1, kw["gamma"])
+    P = theory.overlap_prefactors(lam, D)["subspace"]
+    rr = np.geomspace(part["ratio"].min(), part["ratio"].max(), 200)
+    for i in range(d1):
+        law = 1.0 - P[i] / (rr * D)
+        axA.plot(rr[law > 0], law[law > 0], "-", color=_viridis(i, d1), lw=0.8)
+    _log(axA, y=False)
+    axA.set_xlabel(f"$n / D$ ($d = {d}$, $D = {D}$)")
+    axA.set_ylabel(r"$\cos^2\theta_i$")
+    axA.legend(frameon=False, fontsize=6)
+    for k, dd in enumerate(sorted(df["d"].unique())):
+        sub = df[df["d"] == dd]
+        for model, (open_marker, ls) in _styled(sub, "model").items():
+            st = mean_sem(sub[sub["model"] == model], "ratio", "mse")
+            _errorbar(axB, st, color=f"C{k}", open_marker=open_marker, ls=ls,
+                      label=f"$d = {dd}$, {_MODEL_LABEL.get(model, model)}")
+        if "mse_refined" in sub.columns:
+            th = sub.groupby("ratio")["mse_refined"].mean()
+            axB.plot(th.index, th.values, "-", color=f"C{k}", lw=1)
+    _log(axB)
+    axB.set_xlabel("$n / D$")
+    axB.set_ylabel("test MSE (standardised labels)")
+    axB.legend(frameon=False, fontsize=6)
+    return fig
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------------------------------
@@ -411,6 +685,72 @@ FIGURES = {spec.name: spec for spec in (
                {"ci": dict(d=[20, 30], gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=3),
                 "paper": dict(d=[120, 250, 400], gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=10)},
                _plot_floor),
+    # chapter 4 (issue 13): Theorem 3.2's own estimator (sample splitting) on the rate and floor grids, the regimes
+    # gamma < 1/2 and gamma = 1/2, and B2's late regime
+    FigureSpec("rate_split", "GE, gamma = 0.75, 1, 1.5, split = True: the rate with Theorem 3.2's sample splitting",
+               "C5, B2", "04-scaling-law, fig-ch4-split (rate's tasks with a fresh batch for the second layer)",
+               {"ci": dict(d=16, d1=40, gamma=[0.75, 1.0, 1.5], n=[int(round(500 * 2 ** (k / 2))) for k in range(15)],
+                           seeds=6, model=GE, split=True),
+                "paper": dict(d=40, d1=120, gamma=[0.75, 1.0, 1.5],
+                              n=[int(round(2000 * 2 ** (k / 2))) for k in range(19)], seeds=10, model=GE,
+                              split=True)},
+               _plot_rate, extras=("d1",), per_d=_width_rule),
+    FigureSpec("floor_split", "real model, gamma = 1, split = True: floor's grid with Theorem 3.2's sample splitting",
+               "C5, B6", "04-scaling-law, the split rows of the real-model section (floor's tasks, fresh batch)",
+               {"ci": dict(d=[20, 30], gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=3, split=True),
+                "paper": dict(d=[120, 250, 400], gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=10, split=True)},
+               _plot_floor),
+    FigureSpec("regimes", "GE, gamma = 0.25 and 0.5, d1 = 20: the error law below and at gamma = 1/2",
+               "C5, B2, B3", "04-scaling-law, fig-ch4-regimes",
+               {"ci": dict(d=24, d1=20, gamma=[0.25, 0.5], n=[int(round(300 * 2 ** (k / 3))) for k in range(21)],
+                           seeds=4, model=GE),
+                "paper": dict(d=40, d1=120, gamma=[0.25, 0.5],
+                              n=[int(round(1000 * 2 ** (k / 4))) for k in range(37)], seeds=10, model=GE)},
+               _plot_regimes, extras=("d1",), per_d=_width_rule),
+    FigureSpec("late", "GE, gamma = 0 and 0.5, d1 = 4: the late regime, first-layer error D (d1 + 4) / n (B2)",
+               "B2", "04-scaling-law, fig-ch4-late",
+               {"ci": dict(d=16, d1=4, gamma=[0.0, 0.5], n=[2000 * 2**k for k in range(6)], seeds=6, model=GE),
+                "paper": dict(d=40, d1=6, gamma=[0.0, 0.5], n=[20000 * 2**k for k in range(7)], seeds=10, model=GE)},
+               _plot_late, extras=("d1",), per_d=_width_rule),
+    # chapter 3 (issue 13): Fig. 4 at the paper's d1 = 20 (GE only: eps > 1/2 keeps D small), and Eq. 3.2 against
+    # Davis-Kahan over k <= 20
+    FigureSpec("fig4wide", "GE, gamma = 0.4, d1 = 20: Fig. 4 at the paper's width, Eq. 3.2 against Davis-Kahan",
+               "C4, Eq3.2, Fig4", "03-recovery, fig-ch3-wide and fig-ch3-davis-kahan",
+               {"ci": dict(d=[16, 20], d1=20, gamma=0.4, seeds=4, g="id", model=GE),
+                "paper": dict(d=[40, 60], d1=28, gamma=0.4, seeds=10, g="id", model=GE)},
+               _plot_fig4, extras=("d1",), per_d=_wide_rule),
+    # chapter 5 (issue 13): C7 at gamma > 1/2, g = id and tanh; the id tasks are exactly those of "rate" and "floor"
+    FigureSpec("rate_tanh", "GE, gamma = 1, 1.5, g = id and tanh: first-layer error and test MSE against n (C7)",
+               "C7", "05-nonlinear, fig-ch5-rate-tanh (its id tasks are rate's)",
+               {scale: {**{k: v for k, v in kw.items() if k != "gamma"}, "gamma": [1.0, 1.5], "g": ["id", "tanh"]}
+                for scale, kw in (("ci", dict(d=16, d1=40, n=[int(round(500 * 2 ** (k / 2))) for k in range(15)],
+                                              seeds=6, model=GE)),
+                                  ("paper", dict(d=40, d1=120, n=[int(round(2000 * 2 ** (k / 2))) for k in range(19)],
+                                                 seeds=10, model=GE)))},
+               lambda df: _plot_links(df, "gamma"), extras=("d1",), per_d=_width_rule),
+    FigureSpec("floor_tanh", "real model, gamma = 1, g = id and tanh: first-layer error and test MSE against n (C7)",
+               "C7, B6", "05-nonlinear, fig-ch5-real-tanh (its id tasks are floor's)",
+               {"ci": dict(d=[20, 30], gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=3, g=["id", "tanh"]),
+                "paper": dict(d=[120, 250, 400], gamma=1.0, alpha=[2.4, 2.7, 3.0, 3.3, 3.6], seeds=10,
+                              g=["id", "tanh"])},
+               lambda df: _plot_links(df, "d")),
+    # chapter 6 (issue 14): C8, Algorithm 1 against kernel ridge and the oracle on the same tasks (same data)
+    FigureSpec("kernels", "real model, gamma = 0.4: test MSE against alpha of Algorithm 1, RBF and polynomial "
+               "kernel ridge and the Hermite oracle", "C8", "06-kernels, fig-ch6-kernels",
+               {"ci": dict(d=[8, 10, 12], gamma=0.4, seeds=3, g="id", n_max=2000, oracle_max=1100,
+                           alphas=_alphas(1.5, 4.0, 0.25), learner=["layerwise", "krr-rbf", "krr-poly", "oracle"]),
+                "paper": dict(d=[12, 16, 20], gamma=0.4, seeds=10, g="id", n_max=40000, oracle_max=11000,
+                              alphas=_alphas(1.5, 4.0, 0.25),
+                              learner=["layerwise", "krr-rbf", "krr-poly", "oracle"])},
+               _plot_kernels, extras=("n_max", "oracle_max", "alphas"), per_d=_kernel_rule),
+    # chapter 7 (issue 13, B4): q = 3, both models, gamma = 1, d1 = 5, n from D/2 to 128 D (paper: 256 D)
+    FigureSpec("cubic", "q = 3, gamma = 1, d1 = 5, both models: per-direction recovery and test MSE against n / D",
+               "B4, B6", "07-degree-three, fig-ch7-cubic",
+               {"ci": dict(d=[8, 10, 12], q=3, d1=5, gamma=1.0, seeds=4, g="id", model=[GE, "hermite"],
+                           octaves=[-1, 7]),
+                "paper": dict(d=[14, 20, 26], q=3, d1=5, gamma=1.0, seeds=10, g="id", model=[GE, "hermite"],
+                              octaves=[-1, 8])},
+               _plot_cubic, extras=("d1", "octaves"), per_d=_cubic_rule),
 )}
 
 
@@ -481,11 +821,20 @@ _SWEEP_KEYS = {"d", "d1", "gamma", "eps", "q", "alpha", "n", "mse"}
 _PLOT_COLUMNS = {
     "fig2": _SWEEP_KEYS | {"q_h", "model"},
     "fig5": _SWEEP_KEYS | {"q_h", "g"},
-    "fig3": {"model", "gamma", "alpha", "mse"},
+    "fig3": {"model", "gamma", "alpha", "mse", "q_h", "d", "eps", "q", "n"},
     "fig4": _SWEEP_KEYS | {"model", "recovered", "cos2_1"},
+    "fig4wide": _SWEEP_KEYS | {"model", "recovered", "cos2_1"},
     "rate": {"d", "gamma", "eps", "q", "n", "mse", "cos2_1"},
     "scaling": {"d", "gamma", "eps", "n", "D", "mse", "cos2_1"},
     "floor": {"d", "gamma", "eps", "q", "n", "mse", "cos2_1"},
+    "rate_split": {"d", "gamma", "eps", "q", "n", "mse", "cos2_1"},
+    "floor_split": {"d", "gamma", "eps", "q", "n", "mse", "cos2_1"},
+    "regimes": {"d", "gamma", "eps", "q", "n", "mse", "cos2_1"},
+    "late": {"d", "D", "d1", "gamma", "eps", "q", "n", "mse", "cos2_1"},
+    "rate_tanh": {"d", "gamma", "eps", "q", "n", "g", "mse", "cos2_1"},
+    "floor_tanh": {"d", "gamma", "eps", "q", "n", "g", "mse", "cos2_1"},
+    "kernels": {"d", "gamma", "eps", "q", "g", "model", "seed", "alpha", "n", "mse", "method"},
+    "cubic": {"d", "D", "d1", "gamma", "eps", "q", "n", "mse", "model", "cos2_1"},
 }
 """Columns each figure reads from its table (checked by :func:`plot` before drawing)."""
 

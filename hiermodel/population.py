@@ -13,6 +13,7 @@ The last two terms form a deterministic non-spike part that Gaussian equivalence
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -192,3 +193,160 @@ def noise_spectrum(target: HierarchicalTarget, n, rng=None, *, model: str = "gau
     perp = np.linalg.eigvalsh(P @ delta @ P)
     perp = np.sort(perp[np.argsort(np.abs(perp), kind="stable")[target.d1:]])
     return {"perp": perp, "full": np.linalg.eigvalsh(delta), "labels": y}
+
+
+# --- B4: the degree q = 3 (the real model's exact population matrix) ----------------------------------------------
+CUBIC_WICK_COUNTS = {"disconnected": 36, "tetrahedron": 1296, "double-single cycle": 324}
+"""Wick pairings of four degree-3 Hermite tensors per labelled graph (each vertex of degree 3, no self-loops):
+two triple edges (3!^2 = 36), the tetrahedron K4 (3!^4) and a 4-cycle of alternating double and single edges
+(3^4 * 2^2). Three, one and six labelled graphs: ``3*36 + 1296 + 6*324 = 3348 = E He_3(Z)^4``."""
+
+
+@functools.lru_cache(maxsize=8)
+def _cubic_layout(d: int):
+    """For each entry of a ``d x d x d`` tensor, its multiset feature (``q = 3`` lift order), and per feature the
+    factor ``sqrt(prod k_j!) / 3!`` between a feature vector ``a`` and its symmetric tensor ``T``
+    (``<a, F(x)> = <T, He_3(x)>`` with ``He_3(x)_{ijk}`` the tensor Hermite polynomial), and the sparse
+    ``(d^3, D)`` indicator of ``entry`` (the adjoint's summation)."""
+    from scipy import sparse
+
+    from .hermite import multisets
+
+    index = multisets(d, 3)
+    entry = np.empty((d, d, d), dtype=np.intp)
+    for perm in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)):
+        entry[index[:, perm[0]], index[:, perm[1]], index[:, perm[2]]] = np.arange(len(index))
+    runs = [(index[:, 0] == index[:, 1]) & (index[:, 1] == index[:, 2]),
+            (index[:, 0] == index[:, 1]) ^ (index[:, 1] == index[:, 2])]
+    scale = np.where(runs[0], math.sqrt(6.0), np.where(runs[1], math.sqrt(2.0), 1.0)) / 6.0
+    entry = entry.ravel()
+    entry.setflags(write=False)
+    scale.setflags(write=False)
+    pick = sparse.csr_matrix((np.ones(entry.size), (np.arange(entry.size), entry)), shape=(entry.size, scale.size))
+    return entry, scale, pick
+
+
+def cubic_tensors(vectors, d: int) -> np.ndarray:
+    """``q = 3`` feature vectors ``(..., D)`` as symmetric tensors ``(..., d, d, d)``, ``<a, F> = <T, He_3(x)>``.
+
+    With this normalisation ``E <T, He_3><U, He_3> = 3! <T, U>``, so ``|a|^2 = 6 |T|^2``.
+    """
+    from .hermite import feature_dimension
+
+    d = check_int("d", d, minimum=1)
+    V = np.asarray(vectors, dtype=float)
+    if V.ndim < 1 or V.shape[-1] != feature_dimension(d, 3):
+        raise ValueError(f"vectors must have last axis D = binom(d + 2, 3) = {feature_dimension(d, 3)} for "
+                         f"d = {d}, got shape {V.shape}")
+    entry, scale, _ = _cubic_layout(d)
+    return (V * scale)[..., entry].reshape(V.shape[:-1] + (d, d, d))
+
+
+def _cubic_features(G, d):
+    """Adjoint of :func:`cubic_tensors`: tensors ``(m, d, d, d)`` to feature vectors ``(m, D)``."""
+    _, scale, pick = _cubic_layout(d)
+    return np.asarray((pick.T @ G.reshape(G.shape[0], -1).T).T) * scale
+
+
+def _cubic_connected_apply(T, B):
+    """``L_T[B]`` for tensors ``B`` (m, d, d, d): the connected Wick part of ``E h_T^2 h_B^2`` is ``<B, L_T B>``.
+
+    ``L_T = 1296 L_tet + 648 (L_1 + L_2 + L_3)`` from the tetrahedron ``sum T_pqr T_pst B_qsu B_rtu`` and the
+    double-single cycles ``tr(P_TT P_BB) + tr(P_TB P_TB) + tr(P_TB P_TB^T)``, ``P_XY[p, u] = sum_rs X_prs Y_urs``.
+    """
+    d, m = T.shape[0], B.shape[0]
+    Tm = T.reshape(d, d * d)
+    W = np.einsum("pqr,pst->qsrt", T, T).reshape(d * d, d * d)  # the tetrahedron's two T vertices
+    # every product is one GEMM over the whole batch (rows of B stacked)
+    tet = (W.T @ B.reshape(m, d * d, d).transpose(1, 0, 2).reshape(d * d, m * d))
+    tet = tet.reshape(d * d, m, d).transpose(1, 0, 2)  # (m, (r, t), u)
+    one = ((Tm @ Tm.T) @ B.transpose(1, 0, 2, 3).reshape(d, m * d * d)).reshape(d, m, d * d)
+    X = (B.reshape(m * d, d * d) @ Tm.T).reshape(m, d, d)  # X[m, p, u] = P_TB[u, p]
+    rest = one.transpose(1, 0, 2) + (X.transpose(0, 2, 1).reshape(m * d, d) @ Tm).reshape(m, d, d * d)
+    rest += (X.reshape(m * d, d) @ Tm).reshape(m, d, d * d)
+    return 1296.0 * tet.reshape(m, d, d, d) + 648.0 * rest.reshape(m, d, d, d)
+
+
+def cubic_population_operator(target, *, part: str = "full"):
+    """The real model's ``E C_hat`` (``q = 3``, ``g = "id"``, raw labels) as a matrix-free
+    ``scipy.sparse.linalg.LinearOperator`` (``part="full"``) or only its non-spike part (``part="nonspike"``).
+
+    One product costs about ``2 d1 d^5`` flops instead of ``D^2 ~ d^6 / 36``: for ARPACK at ``d`` in the tens.
+    """
+    from scipy.sparse.linalg import LinearOperator
+
+    from .hermite import feature_dimension
+
+    if getattr(target, "q", None) != 3:
+        raise ValueError(f"the cubic population formula needs q = 3; this target has q = {getattr(target, 'q', None)}")
+    if getattr(target, "g_name", None) != "id":
+        raise ValueError(f"the cubic population formula needs g = 'id' (y = h2, a polynomial), got "
+                         f"{getattr(target, 'g_name', None)!r}")
+    if part not in ("full", "nonspike"):
+        raise ValueError(f"part must be 'full' or 'nonspike', got {part!r}")
+    d, D = target.d, feature_dimension(target.d, 3)
+    A, lam = np.asarray(target.directions, float), np.asarray(target.weights, float)
+    tensors = cubic_tensors(A, d)
+
+    def matmat(V):
+        V = np.asarray(V, dtype=float).reshape(D, -1)
+        B = cubic_tensors(V.T, d)
+        G = sum(lam_i * _cubic_connected_apply(T, B) for lam_i, T in zip(lam, tensors))
+        out = _cubic_features(G, d).T / math.sqrt(2.0)  # L_i is symmetric on symmetric tensors
+        if part == "full":
+            out += math.sqrt(2.0) * A.T @ (lam[:, None] * (A @ V))
+        return out
+
+    return LinearOperator((D, D), matvec=lambda v: matmat(v)[:, 0], matmat=matmat, dtype=float)
+
+
+def cubic_population(target, *, ceiling: bool = True, dense: bool | None = None) -> dict:
+    """The exact ``E C_hat`` of the real (Hermite) model for ``q = 3`` and ``g = "id"`` at finite ``d`` (B4, B6).
+
+    ``C_hat = (1/n) sum y (F F^T - I)`` with the raw labels ``y = h2``. By Wick's theorem for the degree-3 tensor
+    Hermite polynomials (:data:`CUBIC_WICK_COUNTS`), ``E[h_i^2 <b, F>^2] = |b|^2 + 2 <a_i, b>^2 + <B, L_i B>`` for
+    unit ``a_i`` (``B`` the tensor of ``b``), so
+
+        ``E C_hat = (1/sqrt 2) sum_i lambda_i (2 a_i a_i^T + S_i)``,   ``S_i = E^T L_i E``,
+
+    where Gaussian equivalence keeps only the spikes ``sqrt 2 lambda_i a_i a_i^T``. ``Var h2 =
+    (1/sqrt 2) sum_j lambda_j a_j^T E C_hat a_j`` (because ``h_j^2 - 1 = <a_j, F>^2 - |a_j|^2``); labels
+    standardised by it give ``E C_hat / sd(h2)``.
+
+    Returns a dict: ``h2_variance``, ``nonspike_norm`` (operator norm of the non-spike part
+    ``(1/sqrt 2) sum_i lambda_i S_i``) and, with ``ceiling=True``, the top-``d1`` eigenvalues by ``|value|``
+    (``eigenvalues``) and ``cos2`` of each direction on their span (the ``n = oo`` limit of Algorithm 1; label
+    standardisation only rescales). ``dense`` (default: ``D <= 1000``) also returns ``matrix`` and ``nonspike``
+    as ``(D, D)`` arrays; otherwise ARPACK on :func:`cubic_population_operator` (relative tolerance 1e-10).
+    """
+    from scipy.sparse.linalg import eigsh
+
+    from .metrics import direction_cos2
+
+    op = cubic_population_operator(target)  # validates q and g
+    D, k = op.shape[0], len(target.weights)
+    dense = D <= 1000 if dense is None else dense
+    A, lam = np.asarray(target.directions, float), np.asarray(target.weights, float)
+    out = {}
+    if dense:
+        if D > 6000:
+            raise ValueError(f"dense=True forms D x D matrices; D = {D} > 6000 is too large")
+        nonspike = cubic_population_operator(target, part="nonspike").matmat(np.eye(D))
+        nonspike = 0.5 * (nonspike + nonspike.T)
+        matrix = math.sqrt(2.0) * (A.T * lam) @ A + nonspike
+        out.update(matrix=matrix, nonspike=nonspike, nonspike_norm=float(np.abs(np.linalg.eigvalsh(nonspike)).max()))
+        if ceiling:
+            vals, vecs = np.linalg.eigh(matrix)
+            top = np.argsort(-np.abs(vals), kind="stable")[:k]
+    else:
+        ns = eigsh(cubic_population_operator(target, part="nonspike"), k=1, which="LM", tol=1e-10,
+                   v0=np.ones(D), return_eigenvectors=False)
+        out["nonspike_norm"] = float(np.abs(ns).max())
+        if ceiling:
+            vals, vecs = eigsh(op, k=k, which="LM", tol=1e-10, v0=np.ones(D))
+            top = np.argsort(-np.abs(vals), kind="stable")
+    out["h2_variance"] = float(lam @ np.einsum("id,id->i", A, op.matmat(A.T).T) / math.sqrt(2.0))
+    if ceiling:
+        out["eigenvalues"] = vals[top]
+        out["cos2"] = direction_cos2(A, vecs[:, top].T)
+    return out

@@ -484,6 +484,100 @@ def overlap_prefactors(weights, D: int) -> dict:
     return {"subspace": subspace, "neighbours": neighbours, "eigenvector": subspace + neighbours}
 
 
+# --- Eq. 3.2 against Davis-Kahan: gap-based bounds on 1 - <u_k, a_k>^2 (chapter 3) ----------------------------
+DAVIS_KAHAN_FORMS = ("yws", "dk", "residual", "first_order")
+"""The bounds of :func:`davis_kahan_bounds`: Yu-Wang-Samworth, classical Davis-Kahan with Weyl, the residual
+(``||Delta a_k||``) form, and the first-order prediction of Eq. 3.2 that they are compared with."""
+
+
+def _signed_weights(weights):
+    lam = np.asarray(weights, dtype=float)
+    if lam.ndim != 1 or lam.size < 1 or not np.all(np.isfinite(lam)) or np.any(lam == 0):
+        raise ValueError(f"weights must be a 1-D array of finite nonzero values, got {weights!r}")
+    return lam
+
+
+def spike_gaps(weights, D: int) -> np.ndarray:
+    """Eigen-gap ``delta_k`` of each spike of ``E C_hat`` (GE model, ``g = id``): the distance from
+    ``rho_k = sqrt(2) lambda_k`` to the nearest *other* eigenvalue of ``E C_hat`` -- the other spikes and, when
+    ``D > d1``, the bulk eigenvalue 0 (multiplicity ``D - d1``). The gap that every Davis-Kahan bound divides by.
+
+    ``weights``: the signed ``lambda_i`` (``target.weights``), nonzero; ``D >= d1``. Equal weights give a gap 0.
+    """
+    lam = _signed_weights(weights)
+    D = check_int("D", D, minimum=lam.size)
+    rho = math.sqrt(2.0) * lam
+    dist = np.abs(rho[:, None] - rho[None, :])
+    dist[np.eye(lam.size, dtype=bool)] = np.inf
+    gaps = dist.min(axis=1) if lam.size > 1 else np.full(1, np.inf)
+    if D > lam.size:
+        gaps = np.minimum(gaps, np.abs(rho))
+    return gaps
+
+
+def residual_norms(weights, D: int) -> np.ndarray:
+    """``n E||Delta a_k||^2`` in the GE model (``g = id``, unit-variance labels): the ``D - d1`` bulk entries
+    ``1 + 4 lambda_k^2``, the entries to the other spikes ``1 + 4 lambda_j^2 + 4 lambda_k^2 + 4 lambda_j lambda_k``
+    and the diagonal ``Var[y (h_k^2 - 1)] = 2 + 26 lambda_k^2`` (Isserlis; derived in chapter 3)."""
+    lam = _signed_weights(weights)
+    D = check_int("D", D, minimum=lam.size)
+    lk, lj = lam[:, None], lam[None, :]
+    pair = 1.0 + 4.0 * lj**2 + 4.0 * lk**2 + 4.0 * lj * lk
+    pair[np.eye(lam.size, dtype=bool)] = 0.0
+    return (D - lam.size) * (1.0 + 4.0 * lam**2) + pair.sum(axis=1) + 2.0 + 26.0 * lam**2
+
+
+def davis_kahan_bounds(weights, D: int, n) -> dict:
+    """Gap-based bounds on ``1 - <u_k, a_k>^2 = sin^2`` (GE model, ``g = id``) next to Eq. 3.2's first order.
+
+    The noise enters through its typical operator norm, the semicircle edge ``||Delta||_op ~ 2 sqrt(D/n)``
+    (entries of variance ``1/n``), and ``||Delta a_k||`` through :func:`residual_norms`; ``delta_k`` is
+    :func:`spike_gaps`. Strong features (``1 + 4 lambda_1^2 > 2``) push ``||Delta||_op`` above the edge, so there
+    these values understate the true bounds (they are optimistic for Davis-Kahan). With ``e = 2 sqrt(D/n)``:
+
+    - ``"yws"``: Yu-Wang-Samworth, ``sin <= 2 e / delta_k`` (population gap only);
+    - ``"dk"``: Davis-Kahan with Weyl's inequality, ``sin <= e / (delta_k - e)`` while ``e < delta_k``;
+    - ``"residual"``: Davis-Kahan's residual form, ``sin <= ||Delta a_k|| / (delta_k - e)``: the sharpest
+      gap-based form here (the norm of one column of ``Delta`` instead of the whole operator norm);
+    - ``"first_order"``: Eq. 3.2's ``P_k / n`` with the eigenvector prefactor of :func:`overlap_prefactors`
+      (an estimate, not a bound).
+
+    The three bounds are capped at 1 (a vacuous bound says nothing). ``n``: a sample size or an array of them;
+    returns arrays of shape ``n.shape + (d1,)`` under the keys of :data:`DAVIS_KAHAN_FORMS` plus ``"noise"``
+    (``e``, shape ``n.shape + (1,)``).
+    """
+    lam = _signed_weights(weights)
+    D = check_int("D", D, minimum=lam.size)
+    n_arr = np.asarray(n, dtype=float)
+    if n_arr.size == 0 or not np.all(np.isfinite(n_arr)) or np.any(n_arr <= 0):
+        raise ValueError(f"n must hold positive finite sample sizes, got {n!r}")
+    n_col = n_arr[..., None]
+    gap, R = spike_gaps(lam, D), residual_norms(lam, D)
+    e = 2.0 * np.sqrt(D / n_col)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        yws = np.minimum(1.0, (2.0 * e / gap) ** 2)
+        room = gap - e
+        dk = np.where(room > 0, np.minimum(1.0, (e / room) ** 2), 1.0)
+        residual = np.where(room > 0, np.minimum(1.0, R / n_col / room**2), 1.0)
+    first = overlap_prefactors(lam, D)["eigenvector"] / n_col
+    return {"yws": yws, "dk": dk, "residual": residual, "first_order": first, "noise": e}
+
+
+def davis_kahan_thresholds(weights, D: int) -> dict:
+    """The sample size from which each form of :func:`davis_kahan_bounds` certifies ``<u_k, a_k>^2 >= 1/2``
+    (``sin^2 <= 1/2``), per direction: ``"yws"`` ``32 D / delta_k^2``; ``"dk"`` ``4 (1 + sqrt 2)^2 D / delta_k^2``;
+    ``"residual"`` ``(sqrt(2 n ||Delta a_k||^2) + 2 sqrt D)^2 / delta_k^2``; ``"first_order"`` ``2 P_k`` (Eq. 3.2).
+    A zero gap gives ``inf``."""
+    lam = _signed_weights(weights)
+    D = check_int("D", D, minimum=lam.size)
+    gap, R = spike_gaps(lam, D), residual_norms(lam, D)
+    with np.errstate(divide="ignore"):
+        inv = 1.0 / gap**2
+    return {"yws": 32.0 * D * inv, "dk": 4.0 * (1.0 + math.sqrt(2.0)) ** 2 * D * inv,
+            "residual": (np.sqrt(2.0 * R) + 2.0 * math.sqrt(D)) ** 2 * inv,
+            "first_order": 2.0 * overlap_prefactors(lam, D)["eigenvector"]}
+
+
 # --- exact label cumulants of the real model (q = 2) -------------------------------------------------------------
 def _set_partitions(items):
     if not items:
@@ -787,3 +881,150 @@ def hermite_energies(target, *, model: str = "hermite") -> dict:
     e0 = mean * mean
     total = e0 + e2 + e4
     return {0: float(e0 / total), 2: float(e2 / total), 4: float(e4 / total)}
+
+
+# --- the first-layer laws with a link's own constants (chapter 5, C7 at gamma > 1/2) ----------------------------
+LINK_FORMS = ("first-order", "bbp")
+
+
+def link_first_layer(n, *, weights, theta, noise, D: int, form: str = "first-order") -> dict:
+    """Gaussian-equivalent first-layer predictions for any link ``g``, from its per-direction constants.
+
+    ``theta_i`` is the spike of direction ``i`` in ``E C_hat`` and ``noise_i = E[y^2 h_i^2]`` (standardised labels;
+    :func:`hiermodel.population.link_constants` or :func:`hiermodel.experiments.stein_constants`). The bulk of
+    ``C_hat`` has entry variance ``E y^2 / n = 1/n`` for every link, so the BBP threshold of direction ``i`` is
+    ``n_i = D / theta_i^2``. Per direction:
+
+    - ``form="bbp"``: ``cos^2 theta_i = (1 - n_i / n)_+`` (SPEC B1 with the link's spike);
+    - ``form="first-order"``: ``cos^2 theta_i = (1 - P_i / n)_+`` past ``n_i`` (else 0), with chapter 3's
+      ``P_i = (D - d1) noise_i / theta_i^2``.
+
+    For ``g = id`` (``theta = sqrt2 lambda``, ``noise = 1 + 4 lambda^2``) the two forms are :func:`mse_prediction`
+    (``refined=True``) and :func:`mse_prediction_strong`.
+
+    Parameters
+    ----------
+    n : float or array
+        Sample sizes (``>= 1``).
+    weights, theta, noise : array_like (d1,)
+        Signed weights ``lambda_i`` (``sum lambda_i^2 = 1``), spikes (nonzero) and noise weights (positive).
+    D : int
+        Feature dimension (``>= d1``).
+    form : {"first-order", "bbp"}
+
+    Returns
+    -------
+    dict
+        ``cos2`` (shape ``n.shape + (d1,)``), ``q_h`` (their mean) and ``error``, the first-layer error
+        ``sum_i lambda_i^2 (1 - cos^4 theta_i)`` (shape of ``n``).
+    """
+    if form not in LINK_FORMS:
+        raise ValueError(f"form must be one of {LINK_FORMS}, got {form!r}")
+    n_arr = np.asarray(n, dtype=float)
+    if not np.all(np.isfinite(n_arr)) or np.any(n_arr < 1):
+        raise ValueError(f"n must be finite and >= 1, got {n}")
+    arrays = {}
+    for name, value in (("weights", weights), ("theta", theta), ("noise", noise)):
+        a = np.asarray(value, dtype=float)
+        if a.ndim != 1 or a.size < 1 or not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} must be a 1-D array of finite values, got {value!r}")
+        arrays[name] = a
+    lam, th, nz = arrays["weights"], arrays["theta"], arrays["noise"]
+    if not (lam.shape == th.shape == nz.shape):
+        raise ValueError(f"weights, theta and noise need one value per direction, got shapes {lam.shape}, "
+                         f"{th.shape}, {nz.shape}")
+    if np.any(th == 0) or np.any(nz <= 0):
+        raise ValueError("theta must be nonzero and noise positive (a direction with no spike is never found)")
+    if abs(float(lam @ lam) - 1.0) > 1e-6:
+        raise ValueError(f"weights must satisfy sum lambda_i^2 = 1, got {float(lam @ lam):.6g}")
+    D = check_int("D", D, minimum=lam.size)
+    nn = n_arr[..., None]
+    thresholds = D / th**2
+    if form == "bbp":
+        cos2 = np.clip(1.0 - thresholds / nn, 0.0, None)
+    else:
+        prefactor = (D - lam.size) * nz / th**2
+        cos2 = np.where(nn > thresholds, np.clip(1.0 - prefactor / nn, 0.0, None), 0.0)
+    return {"cos2": cos2, "q_h": cos2.mean(axis=-1), "error": np.sum(lam**2 * (1.0 - cos2**2), axis=-1)}
+
+
+# --- C8: the kernel staircase, what a rotation-invariant kernel learns against alpha (chapter 6) -------------------
+def kernel_staircase(energies: dict, alpha) -> np.ndarray:
+    """Test MSE of rotation-invariant kernel ridge regression in the polynomial regime, ``n = d^alpha``.
+
+    For ``d^l << n << d^(l+1)`` (``l`` an integer) kernel ridge regression with a rotation-invariant kernel on
+    ``x ~ N(0, I_d)`` (inner-product kernels with enough nonzero Taylor coefficients, the RBF kernel) learns the
+    projection of the target on the polynomials of degree ``<= l`` and nothing of its higher degrees (Ghorbani,
+    Mei, Misiakiewicz and Montanari, Ann. Statist. 49, 2021; Mei, Misiakiewicz and Montanari, Appl. Comput.
+    Harmon. Anal. 59, 2022). Its excess test MSE on standardised labels is then the plateau
+    ``1 - E_{<= l}``, ``E_{<= l} = sum_{k <= l} E_k``, with ``E_k`` the fractions of :func:`hermite_energies`.
+
+    The statement is asymptotic (``d -> infinity`` with ``alpha`` fixed, not an integer). This function returns,
+    for each ``alpha``, the plateau with ``l`` the largest integer strictly below ``alpha`` (at an integer
+    ``alpha`` the degree-``alpha`` part is not yet learned); ``alpha <= 0`` gives ``1`` (nothing learned).
+
+    Parameters
+    ----------
+    energies : dict
+        ``{degree: fraction of Var y}`` (e.g. ``hermite_energies(target)``), non-negative, summing to 1.
+    alpha : float or array_like
+        Sample exponents, ``n = d^alpha``.
+    """
+    if not isinstance(energies, dict) or not energies:
+        raise ValueError(f"energies must be a non-empty dict {{degree: fraction}}, got {energies!r}")
+    degrees = sorted(energies)
+    if any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0 for k in degrees):
+        raise ValueError(f"energies' keys must be degrees (integers >= 0), got {degrees}")
+    frac = np.array([float(energies[k]) for k in degrees])
+    if np.any(~np.isfinite(frac)) or np.any(frac < -1e-12) or abs(frac.sum() - 1.0) > 1e-9:
+        raise ValueError(f"energies must be non-negative fractions summing to 1, got {energies}")
+    a = np.asarray(alpha, dtype=float)
+    if not np.all(np.isfinite(a)):
+        raise ValueError("alpha must be finite")
+    learned = np.ceil(a) - 1  # the largest integer strictly below alpha
+    out = np.ones_like(a)
+    for k, e in zip(degrees, frac):
+        out = out - np.where((k <= learned) & (a > 0), e, 0.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+# --- Theorem 3.2's own estimator: the second layer on a fresh batch (chapter 4; C5, B2) --------------------------
+def second_layer_noise(weights, n_second: int, *, coupled: bool = True) -> float:
+    """Excess test MSE that a second layer estimated on ``n_second`` fresh samples adds (sample splitting).
+
+    Gaussian-equivalent model, ``g = id``, standardised labels ``y = (1/sqrt 2) sum_i lambda_i (h_i^2 - 1)``, and
+    the first layer taken as exact (``h_hat = h``, unit-variance independent Gaussians). The second layer
+    ``A2_hat = (1/n2) sum y (h h^T - I)`` is its mean ``sqrt 2 diag(lambda)`` plus a noise matrix ``E``; with the
+    readout's scale fitted, the prediction carries ``(1/2)(h^T E h - tr E)`` and, to first order in ``d1^2 / n2``,
+    the excess is ``E ||E||_F^2 / 2``:
+
+    * ``coupled=True`` (the Gaussian moments of ``y`` and ``h`` together, exact for recovered directions):
+      ``(1/(2 n2)) [sum_j (2 + 26 lambda_j^2) + sum_{j != k} (1 + 4 lambda_j^2 + 4 lambda_k^2 + 4 lambda_j lambda_k)]``;
+    * ``coupled=False`` (``y`` independent of the features, as for directions not yet found):
+      ``d1 (d1 + 1) / (2 n2)``.
+
+    Parameters
+    ----------
+    weights : array (d1,)
+        Signed second-layer weights ``lambda_i``, ``sum lambda_i^2 = 1``.
+    n_second : int
+        Samples of the second layer (``n - floor(n/2)`` with ``LayerwiseSpectral(split=True)``).
+    coupled : bool
+        Which of the two forms above.
+    """
+    lam = np.asarray(weights, dtype=float)
+    if lam.ndim != 1 or lam.size < 1 or not np.all(np.isfinite(lam)):
+        raise ValueError(f"weights must be a non-empty 1-D array of finite values, got shape {lam.shape}")
+    if abs(float(lam @ lam) - 1.0) > 1e-6:
+        raise ValueError(f"the formula assumes sum_i weights_i^2 = 1, got {float(lam @ lam):.6g}")
+    n2 = check_int("n_second", n_second, minimum=1)
+    if not isinstance(coupled, (bool, np.bool_)):
+        raise TypeError(f"coupled must be True or False, got {coupled!r}")
+    d1 = lam.size
+    if not coupled:
+        return d1 * (d1 + 1) / (2.0 * n2)
+    diag = float(np.sum(2.0 + 26.0 * lam**2))
+    s1, s2 = float(lam.sum()), float(lam @ lam)
+    # sum over ordered pairs j != k of 1 + 4 lam_j^2 + 4 lam_k^2 + 4 lam_j lam_k
+    off = d1 * (d1 - 1) + 8.0 * (d1 - 1) * s2 + 4.0 * (s1**2 - s2)
+    return (diag + off) / (2.0 * n2)

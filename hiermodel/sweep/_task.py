@@ -68,6 +68,7 @@ class Task:
     orthonormal: bool
     chunk_size: int
     base_seed: int
+    learner: str = "layerwise"  # "layerwise" = Algorithm 1; a baseline of hiermodel.baselines otherwise
 
     @property
     def params(self) -> dict:
@@ -77,6 +78,11 @@ class Task:
     @property
     def settings(self) -> dict:
         """Everything besides the parameters that changes the numbers (``method``: the route actually used)."""
+        if self.learner != "layerwise":  # baselines only: every Algorithm 1 task keeps its key
+            from ..baselines import baseline_settings
+
+            return {"ns": list(self.ns), "n_test": self.n_test, "chunk_size": self.chunk_size,
+                    **baseline_settings(self.learner)}
         return {"ns": list(self.ns), "n_test": self.n_test, "readout": self.readout, "split": self.split,
                 "method": self.resolved_method, "orthonormal": self.orthonormal, "chunk_size": self.chunk_size}
 
@@ -154,6 +160,10 @@ def task_memory_bytes(task: Task) -> int:
     streamed second stage keeps only ``O(d1^2)`` sums per path point), the ``D x D`` buffers of the dense route, one
     data chunk, and the test chunk.
     """
+    if task.learner != "layerwise":
+        from ..baselines import baseline_memory_bytes
+
+        return baseline_memory_bytes(task)
     D, d1, n = task.D, task.d1, max(task.ns)
     width = D if task.model == "gaussian-equivalent" else task.d
     labels = 8 * n * 4
@@ -247,11 +257,16 @@ class Grid:
         Rows of training data generated at once (bounds memory; part of the cache key).
     base_seed : int
         Mixed into every task's seed: change it for an independent replicate of the whole sweep.
+    learner : str or list of str
+        ``"layerwise"`` (Algorithm 1, the default) or a baseline of :mod:`hiermodel.baselines` (``"krr-rbf"``,
+        ``"krr-poly"``, ``"oracle"``; real model only). A baseline task has the parameters, hence the target,
+        training data and test sample, of the Algorithm 1 task it is compared with; the table's ``method`` column
+        holds the learner's name (direction metrics NaN).
     """
 
     def __init__(self, *, d, gamma, alpha=None, n=None, seeds=1, q=2, g="id", eps=0.5, model="hermite",
                  n_test=2000, readout="auto", split=False, method="auto", orthonormal=True, chunk_size=65536,
-                 base_seed=0, width="floor"):
+                 base_seed=0, width="floor", learner="layerwise"):
         self.d = unique("d", [check_int("d", v, minimum=2) for v in as_list("d", d)])
         self.gamma = unique("gamma", [tidy(check_real("gamma", v, minimum=0.0)) for v in as_list("gamma", gamma)])
         self.q = unique("q", [check_int("q", v, minimum=1) for v in as_list("q", q)])
@@ -285,6 +300,13 @@ class Grid:
         if width not in WIDTHS:
             raise ValueError(f"unknown width convention {width!r}: use one of {WIDTHS}")
         self.width = width
+        from ..baselines import LEARNERS
+
+        learners = as_list("learner", learner)
+        bad = [v for v in learners if not isinstance(v, str) or v not in LEARNERS]
+        if bad:
+            raise ValueError(f"unknown learner {bad[0]!r}: use one of {LEARNERS}")
+        self.learner = unique("learner", learners)
         self.parts = (self,)
         self._tasks = self._build_tasks()
 
@@ -295,7 +317,7 @@ class Grid:
         out._tasks = [t for p in out.parts for t in p._tasks]
         seen = {}
         for t in out._tasks:
-            key = (canonical(t.params), t.base_seed)
+            key = (canonical(t.params), t.base_seed, t.learner)
             if key in seen:
                 raise ValueError(f"the task {t.params} appears in two of the added grids")
             seen[key] = t
@@ -353,8 +375,8 @@ class Grid:
 
     def _build_tasks(self):
         tasks = []
-        for d, gamma, q, g, eps, model, seed in itertools.product(self.d, self.gamma, self.q, self.g, self.eps,
-                                                                   self.model, self.seeds):
+        for learner, d, gamma, q, g, eps, model, seed in itertools.product(
+                self.learner, self.d, self.gamma, self.q, self.g, self.eps, self.model, self.seeds):
             if self.width == "round":  # the authors' d1 = round(d^eps), entered as the eps that floors to it
                 eps = tidy(width_exponent(d, first_layer_width(d, eps, width="round")))
             D, d1 = feature_dimension(d, q), first_layer_width(d, eps)
@@ -369,7 +391,12 @@ class Grid:
             readout = self.readout if self.readout != "auto" else ("affine" if g == "id" else "poly")
             tasks.append(Task(d=d, gamma=gamma, q=q, g=g, eps=eps, model=model, seed=seed, ns=ns, alphas=alphas,
                               n_test=self.n_test, readout=readout, split=self.split, method=self.method,
-                              orthonormal=self.orthonormal, chunk_size=self.chunk_size, base_seed=self.base_seed))
+                              orthonormal=self.orthonormal, chunk_size=self.chunk_size, base_seed=self.base_seed,
+                              learner=learner))
+            if learner != "layerwise":  # refused before any work: a model or size the baseline cannot run
+                from ..baselines import check_baseline_task
+
+                check_baseline_task(tasks[-1])
         return tasks
 
     def tasks(self) -> list:
@@ -395,6 +422,10 @@ def run_task(task: Task, checkpoint=None) -> dict:
     from ..data import SampleStream
     from ..estimator import LayerwiseSpectral
 
+    if task.learner != "layerwise":  # a baseline of hiermodel.baselines (same rows, fit_s, wall_s)
+        from ..baselines import run_baseline_task
+
+        return run_baseline_task(task)
     t0 = time.perf_counter()
     streams = task.streams()
     target = task.target()
