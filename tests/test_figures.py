@@ -16,7 +16,9 @@ from hiermodel import cli, figures, sweep, theory  # noqa: E402
 
 GE = "gaussian-equivalent"
 TINY = {"d": [8, 10], "seeds": 2, "alpha": [2.0, 2.5, 3.0], "n_test": 300}
-EXTRA = {"fig3": {"gamma": [0.0, 1.0]}, "rate": {"d1": 2}, "scaling": {"d1": 2}}
+EXTRA = {"fig3": {"gamma": [0.0, 1.0]}, "rate": {"d1": 2}, "scaling": {"d1": 2}, "fig4wide": {"d1": 2}}
+EXTRA.update({"rate_split": {"d1": 2}, "regimes": {"d1": 2}, "late": {"d1": 2}})  # chapter 4, issue 13
+EXTRA.update({"rate_tanh": {"d1": 2}})  # chapter 5, issue 13
 
 
 def _as_set(key, value):
@@ -166,7 +168,8 @@ def test_chapter_3_runs_the_registered_fig4_grid():
     nb = json.loads((pathlib.Path(__file__).parent.parent / "book" / "03-recovery.ipynb").read_text())
     code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     assert 'SCALE = "ci"' in code and 'GRID = figures.grid("fig4", SCALE)' in code
-    assert code.count("sweep.run(") == 1 and "sweep.run(GRID, cache_dir=CACHE" in code
+    assert code.count("sweep.run(") == 2 and "sweep.run(GRID, cache_dir=CACHE" in code
+    assert 'WIDE = figures.grid("fig4wide", SCALE)' in code and "sweep.run(WIDE, cache_dir=CACHE" in code
     assert "def " not in code and "recovery_path" not in code
 
 
