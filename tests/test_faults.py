@@ -50,9 +50,9 @@ CLI_SCRIPT = textwrap.dedent("""
     import sys, time
     from hiermodel.sweep import _task
     fast = _task.run_task
-    def slow(task):
+    def slow(task):  # 1 s a task: under a loaded CI the signal must still land mid-sweep (0.3 s raced, once)
         out = fast(task)
-        time.sleep(0.3)
+        time.sleep(1.0)
         return out
     _task.run_task = slow
     if __name__ == "__main__":
