@@ -124,8 +124,11 @@ def wait_gone(pids, seconds=10.0):
 def start(script, *args, tmp_path):
     path = tmp_path / "sweep_script.py"
     path.write_text(script)
+    # Default Ctrl-C in the child: a SIGINT disposition of SIG_IGN inherited from the test runner's process
+    # would make Python skip its KeyboardInterrupt handler, and the interrupted sweep would run to its end.
     return subprocess.Popen([sys.executable, str(path), *map(str, args)], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=tmp_path)
+                            stderr=subprocess.PIPE, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_entries(cache, count, proc, seconds=60):
