@@ -43,6 +43,7 @@ figures: {names}
           hiermodel figure fig4 --scale paper --scheduler tcp://HOST:8786 --cache-dir /shared/cache
 
 Override any grid entry with --set, e.g. --set d=12,16 --set seeds=2 --set alpha=2:3:0.5 --set model=hermite
+--set learner=krr-rbf,oracle (Algorithm 1 is learner=layerwise; the baselines of hiermodel.baselines on the same tasks)
 (figures with per-d settings also take their own keys: fig4 deltas=, fig4wide d1=, rate d1=, scaling d1= ratios=)
 """
 
@@ -162,7 +163,7 @@ def _parser():
 
 _INT_KEYS = {"d", "q", "seeds", "n", "n_test", "chunk_size", "base_seed", "d1", "ratios"}
 _SCALAR_KEYS = {"seeds", "n_test", "chunk_size", "base_seed", "d1", "width"}  # one value, not a list
-_STR_KEYS = {"g", "model", "readout", "method", "width"}
+_STR_KEYS = {"g", "model", "readout", "method", "width", "learner"}
 _FLOAT_KEYS = {"gamma", "alpha", "eps", "deltas"}
 _BOOL_KEYS = {"split", "orthonormal"}
 

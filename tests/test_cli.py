@@ -80,6 +80,7 @@ def test_figure_grids_build_at_both_scales():
     (["sweep", *TINY, "--model", "exact", "--out", "x.csv"], "unknown model"),
     (["figure", "fig2", "--set", "d1=3"], "unknown grid key"),
     (["figure", "fig2", "--set", "colour=red"], "unknown grid key"),
+    (["figure", "kernels", "--set", "learner=svm"], "unknown learner 'svm'"),
     (["sweep", *TINY, "--out", "x.csv", "--scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -128,3 +129,12 @@ def test_argparse_errors_are_one_line(capsys):
         cli.main(["sweep", "--d", "x"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and "--help" in err
+
+
+def test_figure_set_learner_runs_a_baseline_on_the_figures_tasks(tmp_path):
+    import pandas as pd
+
+    cli.main(["figure", "kernels", "--set", "d=8", "--set", "seeds=1", "--set", "learner=layerwise,oracle",
+              "--out-dir", str(tmp_path), "--no-cache", "--no-progress"])
+    df = pd.read_csv(tmp_path / "kernels-ci.csv")
+    assert set(df["method"]) >= {"oracle"} and len(df) == 2 * df["n"].nunique()
