@@ -18,8 +18,8 @@ from .estimator import LayerwiseSpectral
 from .metrics import direction_cos2, subspace_overlap
 from .target import HierarchicalTarget
 
-__all__ = ["ALPHAS", "PAIRED_LINKS", "link_theory", "paired_links", "paired_sizes", "stein_constants",
-           "task_link_constants"]
+__all__ = ["ALPHAS", "PAIRED_LINKS", "ceiling_first_order", "link_theory", "paired_links", "paired_sizes",
+           "stein_constants", "task_link_constants"]
 
 ALPHAS = tuple(round(float(a), 2) for a in np.arange(1.9, 3.6001, 0.05))
 """Sample exponents of the paired-links experiment: ``alpha = 1.9, 1.95, ..., 3.6``."""
@@ -215,3 +215,34 @@ def link_theory(df, grid, *, constants=None, samples=50_000, rng=0):
             out.loc[idx, "q_h_link" + suffix] = pred["q_h"]
             out.loc[idx, "mse_fl_link" + suffix] = pred["error"]
     return out
+
+
+# --- chapter 3: the real model's n = infinity ceiling to first order in its non-spike part (B6) -------
+def ceiling_first_order(target) -> np.ndarray:
+    """First-order loss ``1 - cos^2_k`` of each direction's ``n = infinity`` overlap in the real model (SPEC B6).
+
+    ``E C_hat = sum_i rho_i a_i a_i^T + S`` with the spikes ``rho_i = sqrt(2) lambda_i`` and a deterministic
+    non-spike part ``S`` (:func:`hiermodel.population.population_operator`). To first order in ``S`` the top-``d1``
+    eigenspace tilts off the latent span by ``(rho_k - s)^(-1) P_perp S a_k`` per direction, so
+
+        1 - cos^2_k  ~  || P_perp S a_k ||^2 / rho_k^2  =  || P_perp E C_hat a_k ||^2 / rho_k^2,
+
+    with ``P_perp`` the projector off the span of the ``a_i``. A multiple of the identity in ``S`` shifts spikes
+    and bulk alike and drops out; mixing within the span does not change the per-direction ``cos^2`` of the
+    span. Compare with ``1 - population_ceiling(target)["cos2"]`` (exact): they agree to second order in
+    ``||S|| / |rho_k|``. Real model, ``q = 2``, ``g = id``; ``O(d1^2 d^3)`` operations.
+
+    Returns
+    -------
+    ndarray (d1,)
+        The first-order deficits, one per direction ``i = 1..d1``.
+    """
+    from .population import population_operator, spike_strengths
+
+    if not isinstance(target, HierarchicalTarget):
+        raise TypeError(f"target must be a HierarchicalTarget, got {type(target).__name__}")
+    A = np.asarray(target.directions, dtype=float)  # (d1, D), orthonormal rows when target.orthonormal
+    Q, _ = np.linalg.qr(A.T)  # an orthonormal basis of the latent span (also for near-orthonormal rows)
+    applied = np.asarray(population_operator(target).matmat(A.T), dtype=float)  # (D, d1): E C_hat a_k
+    off = applied - Q @ (Q.T @ applied)
+    return np.sum(off**2, axis=0) / spike_strengths(target) ** 2

@@ -17,7 +17,8 @@ from ._checks import as_generator, check_int
 
 __all__ = ["mean_sem", "half_way", "crossing", "loglog_fit", "LogLogFit", "loglog_slope", "bootstrap_slope",
            "SlopeFit", "Estimate", "transition_width", "bootstrap_width", "bootstrap_half_way_lag", "Crossings",
-           "bootstrap_crossings", "values_at", "long_form", "cos2_long", "first_layer_error", "FAMILIES"]
+           "bootstrap_crossings", "mean_log_ratio", "values_at", "long_form", "cos2_long", "first_layer_error",
+           "FAMILIES", "LevelSizes", "level_sample_sizes"]
 
 FAMILIES = ("cos2", "overlap", "angle_cos2", "eig")
 """Column families ``<prefix>_<i>`` that a sweep writes (``i = 1..K``)."""
@@ -559,6 +560,44 @@ def bootstrap_crossings(df, x, y, levels, *, group=None, by="seed", n_boot=2000,
                      np.stack([at(rows) for rows in draws]))
 
 
+def mean_log_ratio(crossings: Crossings, at_level, reference, *, level=0.95) -> Estimate:
+    """Mean over groups of ``ln(crossing_g / reference_g)`` at one level of :func:`bootstrap_crossings`, with its
+    percentile bootstrap interval and standard error (one resample shared by all groups).
+
+    For a delay against a predicted threshold, e.g. the real model's ``cos^2 = 1/2`` crossings over the
+    Gaussian-equivalent law's ``2 P_i``. Groups whose crossing is not resolved on the data (the mean curve never
+    reaches the level, or starts above it) are left out; a resample in which one of the kept groups is unresolved
+    is dropped (more than 10% of them is an error, as in :meth:`Crossings.mean_width`).
+
+    Parameters
+    ----------
+    crossings : Crossings
+        The result of :func:`bootstrap_crossings`.
+    at_level : float
+        One of ``crossings.levels``.
+    reference : array_like (G,)
+        Positive reference value per group, in the order of ``crossings.groups``.
+    level : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    Estimate
+        ``(value, low, high, se)``; a ValueError if no group is resolved.
+    """
+    if not isinstance(crossings, Crossings):
+        raise TypeError(f"crossings must be the result of bootstrap_crossings, got {type(crossings).__name__}")
+    est, boots = crossings.at(at_level)
+    ref = np.asarray(reference, dtype=float)
+    if ref.shape != est.shape or not np.all(np.isfinite(ref)) or np.any(ref <= 0):
+        raise ValueError(f"reference must hold {est.size} positive finite values (one per group), got {reference!r}")
+    kept = np.isfinite(est)
+    if not kept.any():
+        raise ValueError(f"no group reaches the level {at_level!r} within its grid")
+    logs = np.log(boots[:, kept] / ref[kept])  # NaN where a resample leaves a kept group unresolved
+    return Estimate(*_boot_estimate(np.mean(np.log(est[kept] / ref[kept])), logs.mean(axis=1), level))
+
+
 def values_at(df, x, y, points, *, by="seed", log=True):
     """Each ``by``'s curve of ``y`` against ``x``, interpolated at ``points`` (linearly in ``log x`` if ``log``).
 
@@ -591,3 +630,111 @@ def values_at(df, x, y, points, *, by="seed", log=True):
     index = pd.Index(np.sort(df[by].unique()), name=by)  # the pivot's row order
     return pd.DataFrame([np.interp(fp, fx, row) for row in Y], index=index, columns=pts)
 
+
+# --- the sample size a decreasing curve needs to reach a level, against a predicted curve (chapter 4, d = 120) ------
+class LevelSizes(typing.NamedTuple):
+    """Result of :func:`level_sample_sizes`.
+
+    ``table``: one row per ``(group, level)`` with the measured crossing ``n``, the predicted one ``n_ref``,
+    ``ratio = n / n_ref``, ``log_ratio`` and its bootstrap ``log_ratio_se``, ``low`` and ``high`` (percentile
+    interval of the ratio); NaN where the mean curve (or the prediction) does not reach the level on its grid.
+    ``boots``: ``{(group, level): log-ratio on each resample}`` (NaN where a resample does not reach it).
+    """
+
+    table: "object"
+    boots: dict
+
+    def trend(self, at_level, *, level=0.95) -> Estimate:
+        """Least-squares slope of ``log_ratio`` against ``ln(group)`` over the groups that reach ``at_level``
+        (at least two), with its percentile bootstrap interval and standard error. The groups were resampled
+        independently; resample ``b`` of the slope combines resample ``b`` of each group, and resamples in which
+        a group does not reach the level are dropped (more than 10% of them is an error)."""
+        rows = self.table[np.isclose(self.table["level"], at_level) & np.isfinite(self.table["log_ratio"])]
+        if len(rows) < 2:
+            raise ValueError(f"fewer than two groups reach the level {at_level!r}")
+        lg = np.log(rows["group"].to_numpy(dtype=float))
+        lc = lg - lg.mean()
+        ys = rows["log_ratio"].to_numpy(dtype=float)
+        boots = np.stack([self.boots[g, lv] for g, lv in zip(rows["group"], rows["level"])], axis=-1)
+
+        def fit(v):
+            return ((v - v.mean(axis=-1, keepdims=True)) * lc).sum(axis=-1) / (lc @ lc)
+
+        return Estimate(*_boot_estimate(fit(ys), fit(boots), level))
+
+
+def level_sample_sizes(df, y, levels, reference, *, x="n", group="d", by="seed", n_boot=2000, rng=None,
+                       level=0.95, span=100.0, points_per_decade=500) -> LevelSizes:
+    """Where the ``by``-mean curve of a decreasing ``y`` (a test MSE) first falls to each level, per ``group``,
+    against where a predicted curve does: the ratio of the two sample sizes, with a bootstrap over ``by``.
+
+    The measured crossing is :func:`crossing` of ``1 - mean y`` at ``1 - L`` (the first grid point at or below
+    ``L``, interpolated linearly in ``log x``); the predicted one applies the same rule to
+    ``reference(group_value, xs)`` on a grid of ``points_per_decade`` points per decade from ``x_min / span``
+    (not below 1 when ``x_min >= 1``: sample sizes) to ``x_max * span`` of that group. Each group's seeds are
+    resampled on their own (the groups may come from different sweeps with different seeds).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Exactly one row per ``(group, by, x)``; within a group every seed at every ``x``.
+    y : str
+        The decreasing curve (e.g. ``"mse"``).
+    levels : float or sequence of float
+        Levels to fall to.
+    reference : callable
+        ``reference(group_value, xs) -> predicted y at the array xs`` (e.g. the B2 sum at that ``d``).
+    x, group, by : str
+        The abscissa (positive), the column that separates the curves and the replicate column.
+    n_boot, rng, level
+        Bootstrap resamples, their randomness, the coverage of the interval.
+    span, points_per_decade : float, int
+        Extent and resolution of the grid on which the prediction is evaluated.
+
+    Returns
+    -------
+    LevelSizes
+    """
+    import pandas as pd
+
+    missing = [c for c in (x, y, by, group) if c not in df.columns]
+    if missing:
+        raise ValueError(f"df has no column(s) {missing}")
+    if not callable(reference):
+        raise TypeError("reference must be a callable reference(group_value, xs) -> predicted curve")
+    n_boot = _check_bootstrap(n_boot, level)
+    levels = np.atleast_1d(np.asarray(levels, dtype=float))
+    if not np.all(np.isfinite(levels)):
+        raise ValueError("levels must be finite")
+    check_int("points_per_decade", points_per_decade, minimum=10)
+    if not span > 1:
+        raise ValueError(f"span must be > 1, got {span!r}")
+    gen = as_generator(rng)
+    rows, boots = [], {}
+    for g, part in df.groupby(group, sort=True):
+        xs, (Y,) = _seed_curves(part, x, [y], by)
+        if np.any(xs <= 0):
+            raise ValueError(f"{x!r} must be positive")
+        lo = xs[0] / span
+        lo = max(lo, 1.0) if xs[0] >= 1 else lo
+        fine = np.geomspace(lo, xs[-1] * span, int(np.ceil(np.log10(xs[-1] * span / lo) * points_per_decade)) + 1)
+        pred = np.asarray(reference(g, fine), dtype=float)
+        if pred.shape != fine.shape:
+            raise ValueError(f"reference returned shape {pred.shape} for {fine.size} points")
+        draws = gen.integers(0, Y.shape[0], size=(n_boot, Y.shape[0]))
+        for lv in levels:
+            n_ref = crossing(fine, 1.0 - pred, 1.0 - lv, log=True)
+            n_hat = crossing(xs, 1.0 - Y.mean(axis=0), 1.0 - lv, log=True)
+            rb = np.array([crossing(xs, 1.0 - Y[idx].mean(axis=0), 1.0 - lv, log=True) for idx in draws])
+            lr = np.log(rb / n_ref)
+            boots[g, float(lv)] = lr
+            rec = {"group": g, "level": float(lv), "n": n_hat, "n_ref": n_ref, "ratio": n_hat / n_ref,
+                   "log_ratio": np.log(n_hat / n_ref), "log_ratio_se": np.nan, "low": np.nan, "high": np.nan}
+            if np.isfinite(rec["log_ratio"]):
+                try:
+                    _, low, high, se = _boot_estimate(rec["log_ratio"], lr, level)
+                    rec.update(log_ratio_se=se, low=float(np.exp(low)), high=float(np.exp(high)))
+                except ValueError:  # more than 10% of the resamples do not reach the level: no s.e.
+                    pass
+            rows.append(rec)
+    return LevelSizes(pd.DataFrame(rows), boots)
