@@ -39,8 +39,16 @@ def main(argv: list[str]) -> int:
     if missing:
         print(f"set {' '.join(f'{v}={DETERMINISTIC_ENV[v]}' for v in missing)} first (the Makefile does)")
         return 2
+    options = [a for a in argv if a.startswith("-")]
+    if set(options) - {"--no-pages"}:
+        print(__doc__.split("\n\n")[1])  # the usage line, for --help and unknown options alike
+        return 0 if set(options) <= {"--no-pages", "-h", "--help"} else 2
     pages = "--no-pages" not in argv
-    paths = {pathlib.Path(a).resolve() for a in argv if a != "--no-pages"} or set(BOOK.glob("*.ipynb"))
+    paths = {pathlib.Path(a).resolve() for a in argv if a not in options} or set(BOOK.glob("*.ipynb"))
+    not_notebooks = [str(p) for p in paths if p.suffix != ".ipynb" or not p.is_file()]
+    if not_notebooks:
+        print(f"not notebook files: {', '.join(sorted(not_notebooks))}")
+        return 2
     if pages:
         paths |= {BOOK / name for name in READS_LEDGERS}  # their tables come from the chapters just executed
     paths = sorted(paths, key=lambda p: (p.name in READS_LEDGERS, p.name))
