@@ -13,6 +13,10 @@ Run ``python benchmarks/bench_spectral.py`` (full) or ``--quick``. Prints tables
 * Sweep: 13-point alpha path at d = 60 in one pass (``fit_path``) against 13 independent runs of (a), with centred
   labels and with ``C_hat`` exactly as SPEC §2 writes it (``center=False``).
 * Peak memory (tracemalloc: NumPy allocations) of a streamed single fit at d = 120, n = d^3.2.
+* ``--path120 [ALPHA]``: the stored d = 120 nested path (``fig2 --scale stored``, seed 0, exact dense route, centred
+  labels: two moment sums) timed on its prefix up to ``ALPHA`` (default 2.6), split into the label pass, the moment
+  sums, the per-point read-out + eigen-solve + checkpoint, and the second stage; then extrapolated to alpha = 3.4
+  with the measured per-sample rates and per-point cost (the full path takes about an hour; it is not run).
 """
 
 from __future__ import annotations
@@ -265,13 +269,21 @@ def sweep(d, alphas, out):
         refs = [explicit_top(X, y, n, d1, center) for n in ns]
         t_ref = time.perf_counter() - t0
         out(f"{f'(a) {len(ns)} x explicit f64 C_hat + eigh':44s} {t_ref:8.2f} {1.0:9.2f} {0.0:24.2e}")
+        t0 = time.perf_counter()
+        single = LayerwiseSpectral(d1, rng=0, center=center).fit(X, y)
+        t_single = time.perf_counter() - t0
+        out(f"{'one fit (auto) at the largest n':44s} {t_single:8.2f}   [{single.method_}]")
         for name, kw in [("fit_path auto", dict(method="auto")), ("fit_path dense f32", dict(method="dense")),
                          ("fit_path operator f32 (warm start)", dict(method="operator"))]:
             t0 = time.perf_counter()
             path = LayerwiseSpectral(d1, rng=0, center=center, **kw).fit_path(X, y, ns)
             t = time.perf_counter() - t0
             err = max(1 - overlap(r, p.directions_) for r, p in zip(refs, path))
-            out(f"{name:44s} {t:8.2f} {t_ref / t:9.2f} {err:24.2e}   [{path[0].method_}] (target >= 5x)")
+            out(f"{name:44s} {t:8.2f} {t_ref / t:9.2f} {err:24.2e}   [{path[0].method_}] (target >= 5x); "
+                f"{t / t_single:.2f}x one fit at n = {ns[-1]} (target <= 1.3x)")
+        sums = 2 if center else 1
+        out(f"   flop bound of the dense path: {sums} moment sum(s) over n_max against 1 for one fit, plus "
+            f"{len(ns)} eigen-solves: >= {sums:.0f}x the kernel part of one fit")
 
 
 def memory(d, alpha, out):
@@ -297,6 +309,52 @@ def memory(d, alpha, out):
     out(f"   dense route at d = {d} (independent of n; measured at n = 20000): peak {peak / 2**30:.2f} GiB")
 
 
+def path120(alpha_max, out):
+    """The stored d = 120 path (fig2, scale "stored", seed 0) on its prefix up to ``alpha_max``, timed by part, and
+    its extrapolation to the whole path (alpha = 3.4). Runs ``LayerwiseSpectral.fit_path`` exactly as the sweep does
+    (same stream, solver seed and route), without the test-set evaluation."""
+    from hiermodel import figures
+    from hiermodel._kernels import blas_threads
+
+    task = figures.grid("fig2", "stored", seeds=[0]).tasks()[0]
+    k = sum(1 for a in task.alphas if a <= alpha_max + 1e-9)
+    part = task.prefix(k)
+    target, streams = part.target(), part.streams()
+    ns_full = list(task.ns)
+    out(f"\n## d = 120 nested path (fig2 stored, seed 0): prefix alpha <= {alpha_max} ({k} of {len(ns_full)} points, "
+        f"n <= {part.ns[-1]}), BLAS threads {blas_threads()} (dense-route workers = BLAS threads)")
+    stream = SampleStream(target, max(part.ns), streams["train"], chunk_size=part.chunk_size, model=part.model)
+    t0 = time.perf_counter()
+    stream.labels()
+    t_labels = time.perf_counter() - t0
+    est = LayerwiseSpectral(target.d1, q=part.q, readout=part.readout, split=part.split, method=part.method,
+                            rng=streams["solver"])
+    t0 = time.perf_counter()
+    fitted = est.fit_path(stream, None, list(part.ns))
+    t_fit = time.perf_counter() - t0
+    st = fitted[0].kernel_stats_
+    t_kernel = st["dense_kernel_time"]
+    t_points = st["dense_time"] - t_kernel
+    t_second = t_fit - st["dense_time"]
+    n = part.ns[-1]
+    peak = matmul_rate(np.float32)
+    gf = st["dense_flops"] / t_kernel / 1e9
+    out(f"route {fitted[0].method_}; {st.get('dense_workers', 1)} worker(s); float32 GEMM peak in this process "
+        f"{peak:.0f} GFLOP/s (one BLAS call, all BLAS threads)")
+    out(f"  label pass          {t_labels:8.1f} s   {n / t_labels:10.0f} samples/s")
+    out(f"  moment sums         {t_kernel:8.1f} s   {n / t_kernel:10.0f} samples/s, {gf:.0f} GFLOP/s "
+        f"({100 * gf / peak:.0f}% of peak; data generation included)")
+    out(f"  per point           {t_points / k:8.2f} s   (read-out of C_hat, ARPACK, no checkpoint here) x {k}")
+    out(f"  second stage        {t_second:8.1f} s   ({sum(part.ns)} sample-points, two passes)")
+    out(f"  total               {t_labels + t_fit:8.1f} s")
+    N, P, S = ns_full[-1], len(ns_full), sum(ns_full)
+    est_total = (t_labels / n * N + t_kernel / n * N + t_points / k * P + t_second / sum(part.ns) * S)
+    out(f"extrapolated whole path (alpha = 3.4, n = {N}, {P} points): labels {t_labels / n * N:.0f} s + sums "
+        f"{t_kernel / n * N:.0f} s + points {t_points / k * P:.0f} s + second stage {t_second / sum(part.ns) * S:.0f} s "
+        f"= {est_total:.0f} s = {est_total / 60:.1f} min (target <= 30 min on 2 cores; checkpoint saves, about "
+        f"0.5 s a point, not included)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
@@ -309,6 +367,8 @@ def main(argv=None):
                     help="only (b) and the accuracy-matched Krylov row at d = D (float32 explicit reference)")
     ap.add_argument("--curves", type=int, default=None, metavar="D",
                     help="accuracy against matrix-vector products for Krylov blocks 5-15 and (b), at d = D")
+    ap.add_argument("--path120", type=float, nargs="?", const=2.6, default=None, metavar="ALPHA",
+                    help="time the stored d = 120 path's prefix up to ALPHA (default 2.6) and extrapolate to 3.4")
     args = ap.parse_args(argv)
 
     def out(line):
@@ -320,7 +380,9 @@ def main(argv=None):
     rates = {"float32": matmul_rate(np.float32), "float64": matmul_rate(np.float64)}
     out(f"dense matmul (3000^2, best of 3): float32 {rates['float32']:.0f} GFLOP/s, "
         f"float64 {rates['float64']:.0f} GFLOP/s")
-    if args.matched:
+    if args.path120 is not None:
+        path120(args.path120, out)
+    elif args.matched:
         single_fits(args.matched, 3.0, rates, dense_budget=0, out=out, matched_only=True)
     elif args.curves:
         krylov_curves(args.curves, 3.0, (5, 8, 10, 12, 15), 160, out)

@@ -9,17 +9,22 @@ fourth moments (:class:`MomentSums`); otherwise the lift is formed in chunks (:c
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import math
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.linalg import blas as _blas
 
 from .data import TrainingData
-from .hermite import matrix_to_vector, q2_layout, quadratic_projection, vector_to_matrix
+from .hermite import matrix_to_vector, q2_layout, vector_to_matrix
 
-__all__ = ["SampleKernel", "GramSums", "MomentSums", "moment_groups", "moment_index", "moment_flops"]
+__all__ = ["SampleKernel", "GramSums", "MomentSums", "QuadraticProjector", "blas_threads", "moment_groups",
+           "moment_index", "moment_flops"]
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -97,22 +102,29 @@ class SampleKernel:
             j, state = resume
             sums.load_state(state)
             start = checkpoints[j - 1]
-        # One pass; blocks are cut at checkpoints, so every checkpoint is a block boundary.
-        for s, Zb in data.blocks(start, checkpoints[-1], self.dense_rows, self.dtype, cuts=checkpoints):
-            sums.add(Zb if self.operator_form else data.lift(Zb), [w[s:s + Zb.shape[0]] for w in weights])
-            pending += 1
-            if pending >= 16:
-                sums.flush()
-                pending = 0
-            end = s + Zb.shape[0]
-            if end == checkpoints[j]:
-                sums.flush()
-                pending = 0
-                while j < len(checkpoints) and checkpoints[j] == end:
-                    t1 = time.perf_counter()
-                    callback(j, sums)
-                    t_cb += time.perf_counter() - t1
-                    j += 1
+        workers = blas_threads() if self.operator_form else 1
+        self.stats["dense_workers"] = workers
+        with _worker_pool(workers) as (pool, one_thread):
+            # One pass; blocks are cut at checkpoints, so every checkpoint is a block boundary.
+            for s, Zb in data.blocks(start, checkpoints[-1], self.dense_rows, self.dtype, cuts=checkpoints):
+                if self.operator_form:
+                    with one_thread():  # every GEMM single-threaded: the sums do not depend on `workers`
+                        sums.add(Zb, [w[s:s + Zb.shape[0]] for w in weights], pool=pool)
+                else:
+                    sums.add(data.lift(Zb), [w[s:s + Zb.shape[0]] for w in weights])
+                pending += 1
+                if pending >= 16:
+                    sums.flush()
+                    pending = 0
+                end = s + Zb.shape[0]
+                if end == checkpoints[j]:
+                    sums.flush()
+                    pending = 0
+                    while j < len(checkpoints) and checkpoints[j] == end:
+                        t1 = time.perf_counter()
+                        callback(j, sums)
+                        t_cb += time.perf_counter() - t1
+                        j += 1
         self.stats["dense_kernel_time"] += time.perf_counter() - t0 - t_cb  # the sums alone (data reads included)
         self.stats["dense_time"] += time.perf_counter() - t0  # includes the callbacks (eigen-solves)
         self.stats["dense_flops"] += sums.flops_per_sample * (checkpoints[-1] - start)
@@ -128,21 +140,82 @@ class SampleKernel:
         """Yield ``(offset, h_block)`` with ``h = F A^T`` over rows ``[start, stop)`` in one pass over the data.
 
         ``directions_at(offset)`` gives the ``(r, D)`` directions ``A`` for the block at ``offset`` (it may change
-        only at ``cuts``, where blocks are cut); ``h_block`` is float64.
+        only at ``cuts``, where blocks are cut); ``h_block`` is float64. For ``q = 2`` on raw inputs the blocks are
+        projected on worker threads (as many as BLAS threads, each with single-threaded BLAS, a few blocks ahead
+        of the consumer; the numbers do not depend on the count), and BLAS stays pinned to one thread until the
+        generator finishes.
         """
         data = self.data
         dt = self.dtype if dtype is None else np.dtype(dtype)
         rows = max(self.rows, 1024) if self.operator_form else self.rows
         current, prepared = None, None
-        for s, Zb in data.blocks(start, stop, rows, dt, cuts=cuts):
-            A = directions_at(s)
-            if A is not current:  # convert once per direction set, not once per block
-                current = A
-                prepared = vector_to_matrix(A, data.d) if self.operator_form else np.asarray(A.T, dtype=dt)
-            if self.operator_form:
-                yield s, quadratic_projection(Zb, prepared, dtype=dt)
-            else:
+        if not self.operator_form:
+            for s, Zb in data.blocks(start, stop, rows, dt, cuts=cuts):
+                A = directions_at(s)
+                if A is not current:  # convert once per direction set, not once per block
+                    current, prepared = A, np.asarray(A.T, dtype=dt)
                 yield s, data.lift(Zb) @ prepared
+            return
+        workers = blas_threads()
+        with _worker_pool(workers) as (pool, one_thread), one_thread():
+            pending = collections.deque()
+            for s, Zb in data.blocks(start, stop, rows, dt, cuts=cuts):
+                A = directions_at(s)
+                if A is not current:
+                    current, prepared = A, QuadraticProjector(vector_to_matrix(A, data.d), dt)
+                if pool is None:
+                    yield s, prepared(Zb)
+                    continue
+                pending.append((s, pool.submit(prepared, Zb)))
+                if len(pending) > workers:
+                    s0, fut = pending.popleft()
+                    yield s0, fut.result()
+            while pending:
+                s0, fut = pending.popleft()
+                yield s0, fut.result()
+
+
+class QuadraticProjector:
+    """:func:`hiermodel.hermite.quadratic_projection` with the matrices prepared once for many blocks: the same
+    operations on the same operands (bit-identical results), without re-forming the ``(d, r d)`` matrix per block."""
+
+    def __init__(self, mats, dtype):
+        self.r, self.d, _ = mats.shape
+        self.dtype = np.dtype(dtype)
+        self.Mcat = np.ascontiguousarray(mats.transpose(1, 0, 2).reshape(self.d, self.r * self.d), dtype=self.dtype)
+        self.trace = np.trace(mats, axis1=1, axis2=2)
+
+    def __call__(self, X):
+        Xc = np.asarray(X, dtype=self.dtype)
+        quad = np.einsum("mrd,md->mr", (Xc @ self.Mcat).reshape(len(Xc), self.r, self.d), Xc)
+        return (quad.astype(float) - self.trace) / _SQRT2
+
+
+def blas_threads() -> int:
+    """The BLAS thread count in effect (threadpoolctl; the smallest over the loaded BLAS libraries, 1 if none)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(1, min(counts)) if counts else 1
+
+
+@contextlib.contextmanager
+def _worker_pool(workers):
+    """``(pool, one_thread)``: a thread pool of ``workers`` threads (None for one) and a context manager that pins
+    BLAS to one thread while it is entered (a no-op without a pool).
+
+    The dense route runs each GEMM group of :class:`MomentSums` on one worker with single-threaded BLAS: the same
+    operations on the same operands as a one-thread run, so the sums are bit-identical for any ``workers``, and
+    the workers never wait on each other inside a GEMM (OpenBLAS threads do, badly so on a loaded machine).
+    """
+    if workers <= 1:
+        yield None, contextlib.nullcontext
+        return
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hiermodel-moments") as pool:
+        yield pool, lambda: controller.limit(limits=1, user_api="blas")
 
 
 class GramSums:
@@ -173,6 +246,10 @@ class GramSums:
 
     def totals(self):
         return [a + np.triu(a, 1).T for a in self.acc]
+
+    def tiles(self, step=None):
+        """``(0, D, totals())`` in one piece (the interface of :meth:`MomentSums.tiles`)."""
+        yield 0, self.acc[0].shape[0], self.totals()
 
     def state(self) -> dict:
         """The float64 sums (call after :meth:`flush`): what :meth:`load_state` resumes from."""
@@ -247,13 +324,15 @@ class MomentSums:
         self.buf = [np.zeros((self.K * g[2], g[3]), dtype=dtype) for g in self.groups]
         self.t = np.zeros((self.K, int(self.offsets[-1])))
         self.wsum = np.zeros(self.K)
-        self._L = None  # flat work buffer of the left GEMM factors (K, rows, m), reused across blocks
+        self._local = threading.local()  # per-thread flat work buffer of the left GEMM factors (K, rows, m)
         self.splits = [_staircase(self.offsets, *g[:4]) for g in self.groups]
         self.flops_per_sample = 2.0 * self.K * sum(rows * (cols - c_mid) + r_mid * c_mid
                                                    for (_, _, rows, cols, _), (_, r_mid, c_mid)
                                                    in zip(self.groups, self.splits))
 
-    def add(self, X, ws):
+    def add(self, X, ws, pool=None):
+        """Add the block ``X`` (m, d) with its weights ``ws`` (K arrays of m); ``pool``: an executor that runs the
+        GEMM groups (largest first), one per worker, each with single-threaded BLAS (see :func:`_worker_pool`)."""
         m, d = X.shape
         # Everything sample-indexed is built transposed (coordinates x samples), so that every element-wise product
         # runs over m contiguous samples (row slices of X make inner loops of only j + 1 elements).
@@ -264,25 +343,36 @@ class MomentSums:
         W = np.stack([np.asarray(w, dtype=X.dtype) for w in ws])  # (K, m)
         self.t += (Pt @ W.T).T
         self.wsum += W.sum(axis=1, dtype=float)
-        size = self.K * max(g[2] for g in self.groups) * m
-        if self._L is None or self._L.size < size:
-            self._L = np.empty(size, dtype=X.dtype)
-        for (j0, j1, rows, cols, _), buf, split in zip(self.groups, self.buf, self.splits):
-            L = self._L[:self.K * rows * m].reshape(self.K, rows, m)  # rows (k, pair (i, j)): w_k x_i x_j
-            r = 0
-            for j in range(j0, j1):
-                np.multiply(XT[:j + 1], XT[j], out=L[0, r:r + j + 1])
-                r += j + 1
-            for k in range(1, self.K):
-                np.multiply(L[0], W[k], out=L[k])
-            L[0] *= W[0]
-            jm, r_mid, c_mid = split
-            # Staircase: every row needs the columns from pair (jm, jm) on; only the rows with j < jm need the ones
-            # before it (halves the computed-and-never-read columns of a tall group).
-            buf[:, c_mid:] += L.reshape(self.K * rows, m) @ Pt[self.offsets[jm]:].T
-            if c_mid:
-                for k in range(self.K):
-                    buf[k * rows:k * rows + r_mid, :c_mid] += L[k, :r_mid] @ Pt[self.offsets[j0]:self.offsets[jm]].T
+        if pool is None:
+            for g in range(len(self.groups)):
+                self._add_group(g, XT, Pt, W)
+        else:  # groups are ordered by decreasing size: the queue hands the largest out first
+            for f in [pool.submit(self._add_group, g, XT, Pt, W) for g in range(len(self.groups))]:
+                f.result()
+
+    def _add_group(self, g, XT, Pt, W):
+        """One GEMM group's update of its buffer (independent of the other groups: safe on a worker thread)."""
+        (j0, j1, rows, cols, _), buf, split = self.groups[g], self.buf[g], self.splits[g]
+        m = XT.shape[1]
+        size = self.K * max(G[2] for G in self.groups) * m
+        L = getattr(self._local, "L", None)
+        if L is None or L.size < size or L.dtype != XT.dtype:
+            L = self._local.L = np.empty(size, dtype=XT.dtype)
+        L = L[:self.K * rows * m].reshape(self.K, rows, m)  # rows (k, pair (i, j)): w_k x_i x_j
+        r = 0
+        for j in range(j0, j1):
+            np.multiply(XT[:j + 1], XT[j], out=L[0, r:r + j + 1])
+            r += j + 1
+        for k in range(1, self.K):
+            np.multiply(L[0], W[k], out=L[k])
+        L[0] *= W[0]
+        jm, r_mid, c_mid = split
+        # Staircase: every row needs the columns from pair (jm, jm) on; only the rows with j < jm need the ones
+        # before it (halves the computed-and-never-read columns of a tall group).
+        buf[:, c_mid:] += L.reshape(self.K * rows, m) @ Pt[self.offsets[jm]:].T
+        if c_mid:
+            for k in range(self.K):
+                buf[k * rows:k * rows + r_mid, :c_mid] += L[k, :r_mid] @ Pt[self.offsets[j0]:self.offsets[jm]].T
 
     def flush(self):
         for a, b in zip(self.acc, self.buf):
@@ -302,23 +392,60 @@ class MomentSums:
             getattr(self, name)[...] = state[name]
 
     def totals(self):
+        """``[S_k]``: the ``K`` float64 matrices ``sum w_k F F^T`` (D x D), assembled from :meth:`tiles`."""
+        D = int(self.offsets[-1])
+        out = [np.empty((D, D)) for _ in range(self.K)]
+        for r0, r1, tiles in self.tiles():
+            for S, T in zip(out, tiles):
+                S[r0:r1] = T
+        return out
+
+    def tiles(self, step=32):
+        """Yield ``(r0, r1, [S_k[r0:r1] for k])``: row blocks of the matrices of :meth:`totals`, without forming
+        them (a read-out that needs one D x D matrix of a combination of the ``S_k`` builds it block by block).
+
+        Entry ``(a, b)`` is the gathered moment ``g`` scaled as ``(g s_a) s_b``, minus ``u_a`` if ``b`` is a diagonal
+        pair, minus ``u_b`` if ``a`` is, plus ``wsum / 2`` if both are, then averaged with entry ``(b, a)`` built
+        the same way (the two corrections round differently): every block holds exactly the numbers of one pass
+        over the whole matrix, in a row block that stays in cache and reads the moment index once.
+        """
+        D = int(self.offsets[-1])
         diag = self.offsets[:-1]
-        s = np.ones(int(self.offsets[-1]))
+        s = np.ones(D)
         s[diag] = 1.0 / _SQRT2
-        out = []
+        is_diag = np.zeros(D, dtype=bool)
+        is_diag[diag] = True
+        index = moment_index(self.d)
+        flats, us, halves = [], [], []
         for k in range(self.K):
             flat = np.empty(sum(g[2] * g[3] for g in self.groups))
             for (_, _, rows, cols, start), a in zip(self.groups, self.acc):
                 flat[start:start + rows * cols] = a[k * rows:(k + 1) * rows].ravel()
-            S = flat[moment_index(self.d)]
-            S *= s[:, None]
-            S *= s[None, :]
-            u = (s * self.t[k]) / _SQRT2
-            S[:, diag] -= u[:, None]
-            S[diag, :] -= u[None, :]
-            S[np.ix_(diag, diag)] += 0.5 * self.wsum[k]
-            out.append(0.5 * (S + S.T))  # exactly symmetric (the two corrections round differently)
-        return out
+            flats.append(flat)
+            us.append((s * self.t[k]) / _SQRT2)
+            halves.append(0.5 * self.wsum[k])
+        for r0 in range(0, D, step):
+            r1 = min(D, r0 + step)
+            rd = np.flatnonzero(is_diag[r0:r1])  # rows of this block that are diagonal pairs (a, a)
+            idx = index[r0:r1]
+            sr = s[r0:r1, None]
+            out = []
+            for flat, u, half in zip(flats, us, halves):
+                G = flat[idx]
+                A = G * sr  # entries (a, b), a in the block
+                A *= s[None, :]
+                A[:, diag] -= u[r0:r1, None]
+                A[rd, :] -= u[None, :]
+                A[np.ix_(rd, diag)] += half
+                B = G * s[None, :]  # entries (b, a), transposed (the moment index is symmetric)
+                B *= sr
+                B[rd, :] -= u[None, :]
+                B[:, diag] -= u[r0:r1, None]
+                B[np.ix_(rd, diag)] += half
+                A += B
+                A *= 0.5
+                out.append(A)
+            yield r0, r1, out
 
 
 def _load_into(acc, state):

@@ -12,7 +12,10 @@ Computing ``C_hat``. Its cost dominates everything else, so three routes are pro
 * ``"dense"``: form ``C_hat`` explicitly in chunks of samples, then take its top-``d1`` by ``|eigenvalue|`` (ARPACK
   Lanczos on the explicit matrix, ``O(D^2)`` per step). For ``q = 2`` on raw inputs only the ``C(d+3, 4)`` distinct
   fourth moments are accumulated (:class:`hiermodel._kernels.MomentSums`, about ``n d^4 / 12`` flops); otherwise signed ``syrk`` on
-  the lift (``n D^2``). Best up to moderate ``D``, and the reference for exactness.
+  the lift (``n D^2``). Best up to moderate ``D``, and the reference for exactness. The moment sums run one
+  single-threaded GEMM group per worker thread, as many workers as BLAS threads (``OPENBLAS_NUM_THREADS`` or
+  threadpoolctl), so they are bit-identical for every thread count; ``C_hat`` is read off the sums in row blocks
+  and its eigen-solve is ARPACK on one BLAS thread.
 * ``"operator"``: matrix-free block Krylov (block Lanczos with full re-orthogonalisation and Rayleigh–Ritz on the
   whole Krylov basis, which resolves both ends of the spectrum at once, as selection by ``|eigenvalue|`` needs).
   For ``q = 2`` on raw inputs one application uses the operator form of SPEC §2: with ``F <-> X~/sqrt 2``,
@@ -373,17 +376,21 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
 
         def at_checkpoint(j, acc):
             m = cps[j]
-            sums = acc.totals()
-            for p in plans:
-                if p.n1 != m:
-                    continue
-                if len(plans) == 1:
-                    C = sums[0] / m
-                else:
-                    C = (sums[0] - p.mean * sums[1] if self.center else sums[0]) / (p.std * m)
+            here = [p for p in plans if p.n1 == m]
+            # C_hat of each plan, built row block by row block from the sums (no D x D matrix per sum): the same
+            # numbers as combining the whole matrices of acc.totals().
+            Cs = [np.empty((data.D, data.D)) for _ in here]
+            for r0, r1, sums in acc.tiles():
+                for p, C in zip(here, Cs):
+                    if len(plans) == 1:
+                        C[r0:r1] = sums[0] / m
+                    else:
+                        C[r0:r1] = (sums[0] - p.mean * sums[1] if self.center else sums[0]) / (p.std * m)
+            for p, C in zip(here, Cs):
                 C[np.diag_indices_from(C)] -= float(p.w(0, m).sum()) / m
                 p.theta, p.U = top_abs_explicit(C, self.d1)
                 p.passes, p.converged = 1, True
+            del Cs
             finished = [p for p in plans if p.n1 <= m]
             if store is not None:
                 header, arrays = _snapshot(finished)
