@@ -52,7 +52,7 @@ CLAIMS = {
     "B2": "Full MSE curve sum_i lambda_i^2 [1 - (1 - n_i*/n)_+^2]; late regime D (d1 + 4) / n.",
     "B3": "gamma = 1/2: n_i* ~ (D/2) i ln d1 and MSE ~ 1 - ln m(n) / ln d1.",
     "B4": "q = 3: the same laws with D = binom(d + 2, 3).",
-    "B5": "For weak features the plain linear-in-y spectral matrix is the optimal preprocessing.",
+    "B5": "For weak features the plain linear-in-y spectral matrix is asymptotically the optimal preprocessing.",
     "B6": "The real (Hermite) model at finite d: E C_hat has a deterministic non-spike part, shrinking like 1/d, "
           "that hides weak directions at any n.",
     "Fig1": "The paper's Fig. 1: the model and the spectrum of C_hat.",

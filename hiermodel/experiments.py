@@ -18,7 +18,8 @@ from .estimator import LayerwiseSpectral
 from .metrics import direction_cos2, subspace_overlap
 from .target import HierarchicalTarget
 
-__all__ = ["ALPHAS", "PAIRED_LINKS", "ceiling_first_order", "link_theory", "paired_links", "paired_sizes",
+__all__ = ["ALPHAS", "LABEL_TRANSFORMS", "PAIRED_LINKS", "ceiling_first_order", "label_cumulants", "label_transform",
+           "link_theory", "paired_links", "paired_sizes", "preprocessing_efficiency", "quadratic_preprocessing",
            "stein_constants", "task_link_constants"]
 
 ALPHAS = tuple(round(float(a), 2) for a in np.arange(1.9, 3.6001, 0.05))
@@ -246,3 +247,131 @@ def ceiling_first_order(target) -> np.ndarray:
     applied = np.asarray(population_operator(target).matmat(A.T), dtype=float)  # (D, d1): E C_hat a_k
     off = applied - Q @ (Q.T @ applied)
     return np.sum(off**2, axis=0) / spike_strengths(target) ** 2
+
+
+# --- chapter 2: label preprocessing of the spectral matrix (B5) ----------------------------------------------
+def _clip_unit(y):
+    return np.clip(y, -1.0, 1.0)
+
+
+def _cube(y):
+    return y**3
+
+
+def _identity_transform(y):
+    return np.asarray(y, dtype=float)
+
+
+_TRANSFORMS = {"y": _identity_transform, "sign": np.sign, "abs": np.abs, "clip": _clip_unit, "cube": _cube}
+LABEL_TRANSFORMS = tuple(_TRANSFORMS) + ("quadratic",)
+"""Names of :func:`label_transform`: ``T(y) = y``, ``sign y``, ``|y|``, ``y`` clipped to ``[-1, 1]``, ``y^3``, and
+the best quadratic ``y + beta (y^2 - 1 - kappa_3 y)`` of :func:`quadratic_preprocessing`."""
+
+
+def label_cumulants(weights) -> dict:
+    """Cumulants ``kappa_2..kappa_4`` of ``y = sum_j lambda_j u_j``, ``u_j = (h_j^2 - 1)/sqrt 2`` with independent
+    ``h_j ~ N(0, 1)`` (the Gaussian-equivalent label for ``g = id``): ``kappa_k(y) = sum_j lambda_j^k kappa_k(u)``,
+    ``kappa_k(u) = 2^(k/2 - 1) (k - 1)!`` (``u`` is a centred chi-square of one degree of freedom, scaled)."""
+    lam = np.asarray(weights, dtype=float).ravel()
+    if lam.size < 1 or not np.all(np.isfinite(lam)):
+        raise ValueError("weights must be a non-empty finite array")
+    return {k: float(np.sum(lam**k) * 2.0 ** (k / 2 - 1) * np.prod(np.arange(1, k))) for k in (2, 3, 4)}
+
+
+def quadratic_preprocessing(weights, i) -> dict:
+    """The best label preprocessing ``T`` of the form ``a + b y + c y^2`` for direction ``i`` (0-based), exactly.
+
+    The spike of ``C_T = (1/n) sum w (F F^T - I)``, ``w`` the standardised ``T(y)``, along ``a_i`` is
+    ``sqrt 2 Corr(T(y), u_i)`` and the noise scale is 1, so the BBP threshold is proportional to
+    ``1 / Corr(T(y), u_i)^2`` (chapter 2). Over ``span(1, y, y^2)`` the maximum of ``Corr^2`` is reached by
+    ``T = y + beta Z``, ``Z = y^2 - 1 - kappa_3 y`` (the part of ``y^2`` orthogonal to ``1, y``), with
+    ``Cov(u_i, y) = lambda_i``, ``Cov(u_i, Z) = lambda_i (2 sqrt2 lambda_i - kappa_3)``,
+    ``Var Z = 2 + kappa_4 - kappa_3^2``, so that
+
+        n_y* / n_T* - 1 = (2 sqrt2 lambda_i - kappa_3)^2 / (2 + kappa_4 - kappa_3^2),   beta = (2 sqrt2 lambda_i -
+        kappa_3) / Var Z,
+
+    the cumulants being those of ``y`` (:func:`label_cumulants`, unit variance). Returns ``{"beta", "kappa3",
+    "gain"}`` (``gain`` = that relative threshold reduction ``n_y*/n_T* - 1``; 0 when ``T = y`` is optimal in this
+    span).
+    """
+    lam = np.asarray(weights, dtype=float).ravel()
+    i = check_int("i", i, minimum=0)
+    if i >= lam.size:
+        raise ValueError(f"i = {i} is not a direction of {lam.size} weights")
+    k = label_cumulants(lam)
+    if not abs(k[2] - 1.0) < 1e-9:
+        raise ValueError(f"the weights must have sum lambda^2 = 1 (unit-variance labels), got {k[2]:.6g}")
+    excess = 2.0 * np.sqrt(2.0) * lam[i] - k[3]
+    var_z = 2.0 + k[4] - k[3] ** 2
+    return {"beta": float(excess / var_z), "kappa3": k[3], "gain": float(excess**2 / var_z)}
+
+
+def label_transform(name, weights=None, i=None):
+    """The preprocessing ``T`` called ``name`` (one of :data:`LABEL_TRANSFORMS`), a function acting elementwise on
+    arrays of labels. ``"quadratic"`` needs the target's ``weights`` and the direction ``i`` it is tuned to."""
+    if name in _TRANSFORMS:
+        return _TRANSFORMS[name]
+    if name != "quadratic":
+        raise ValueError(f"unknown label transform {name!r}: use one of {LABEL_TRANSFORMS}")
+    if weights is None or i is None:
+        raise ValueError("the quadratic transform needs weights= and i=")
+    best = quadratic_preprocessing(weights, i)
+    beta, kappa3 = best["beta"], best["kappa3"]
+
+    def quadratic(y):
+        y = np.asarray(y, dtype=float)
+        return y + beta * (y * y - 1.0 - kappa3 * y)
+
+    return quadratic
+
+
+def preprocessing_efficiency(weights, i, transforms, *, samples=1_000_000, rng=None, batches=10) -> dict:
+    """Relative efficiency ``n_y* / n_T*`` of label preprocessings for direction ``i`` (0-based), by Monte Carlo.
+
+    Draws ``h ~ N(0, I_d1)`` (the Gaussian-equivalent first layer), ``u_j = (h_j^2 - 1)/sqrt 2``,
+    ``y = sum_j lambda_j u_j``, and for each ``T`` standardises ``w = (T(y) - mean) / std``. Then the spike of
+    ``C_T`` along ``a_i`` is ``theta_T = sqrt 2 E[w u_i]``, the bulk's entries have variance ``E w^2 / n = 1/n``, and
+    the cross block coupling ``a_i`` to the rest has variance ``E[w^2 h_i^2] / n`` (``coupling``). The BBP threshold
+    is ``D / theta_T^2``, so ``efficiency = E[w u_i]^2 / lambda_i^2`` (1 for ``T = y`` in expectation).
+
+    Parameters
+    ----------
+    weights : array (d1,)
+        The signed ``lambda_j`` (``sum lambda_j^2 = 1``).
+    i : int
+        The direction, 0-based.
+    transforms : dict
+        ``name -> T``, ``T`` acting elementwise on an array of labels.
+    samples, batches : int
+        Monte Carlo size, and the number of equal batches for the standard errors.
+    rng : None, int, SeedSequence or Generator
+
+    Returns
+    -------
+    dict
+        ``name -> {"efficiency", "efficiency_se", "coupling", "spike"}`` (``spike`` = ``theta_T``).
+    """
+    from ._checks import as_generator
+
+    lam = np.asarray(weights, dtype=float).ravel()
+    i = check_int("i", i, minimum=0)
+    if i >= lam.size:
+        raise ValueError(f"i = {i} is not a direction of {lam.size} weights")
+    samples, batches = check_int("samples", samples, minimum=2), check_int("batches", batches, minimum=2)
+    h = as_generator(rng).standard_normal((samples, lam.size))
+    u = (h * h - 1.0) / np.sqrt(2.0)
+    y = u @ lam
+    out = {}
+    for name, T in transforms.items():
+        t = np.asarray(T(y), dtype=float)
+        if t.shape != y.shape or not np.all(np.isfinite(t)):
+            raise ValueError(f"transform {name!r} must map the labels to a finite array of the same shape")
+        w = (t - t.mean()) / t.std()
+        corr = np.array([np.mean(part) for part in np.array_split(w * u[:, i], batches)])
+        eff = corr**2 / lam[i] ** 2
+        out[name] = {"efficiency": float(np.mean(w * u[:, i]) ** 2 / lam[i] ** 2),
+                     "efficiency_se": float(np.std(eff, ddof=1) / np.sqrt(batches)),
+                     "coupling": float(np.mean(w * w * h[:, i] ** 2)),
+                     "spike": float(np.sqrt(2.0) * np.mean(w * u[:, i]))}
+    return out

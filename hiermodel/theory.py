@@ -1028,3 +1028,52 @@ def second_layer_noise(weights, n_second: int, *, coupled: bool = True) -> float
     # sum over ordered pairs j != k of 1 + 4 lam_j^2 + 4 lam_k^2 + 4 lam_j lam_k
     off = d1 * (d1 - 1) + 8.0 * (d1 - 1) * s2 + 4.0 * (s1**2 - s2)
     return (diag + off) / (2.0 * n2)
+
+
+# --- chapter 2, B5: the eigenvector of a coupled spike in the signed-weight law, and its half-overlap sample size ----
+def weighted_covariance_overlap(spike: float, *, ratio: float, labels, projections) -> tuple:
+    """``(outlier, cos2)`` of one spike direction in the signed-weight law (Gaussian-equivalent model, chapter 2).
+
+    With the notation of :func:`weighted_covariance_outlier` (``C_hat = [[s, b^T], [b, W]]`` in the basis ``a``,
+    complement), the outlier ``x`` solves ``x - s = Phi``, ``Phi = b^T (x - W)^(-1) b``, and its eigenvector
+    ``(1, (x - W)^(-1) b)`` has ``cos^2 = 1 / (1 + b^T (x - W)^(-2) b) = 1 / (1 - dPhi/dx)``. On the outlier
+    branch ``Phi`` concentrates on ``ratio g E[w^2 h^2 / (1 - ratio w g)]`` and ``x`` on
+    ``x(g) = 1/g + ratio g E[w^2 / (1 - ratio w g)]``, so ``dPhi/dx = Phi'(g) / x'(g)`` with
+    ``Phi'(g) = ratio E[w^2 h^2 / (1 - ratio w g)^2]`` and ``x'(g) = -1/g^2 + ratio E[w^2 / (1 - ratio w g)^2]``.
+    As ``ratio -> 0`` with ``h`` independent of ``w`` this is BBP's ``cos^2 = 1 - sigma^2 / s^2``.
+    ``labels`` are the weights ``w`` as they enter ``C_hat``. Returns ``(nan, 0.0)`` without an outlier.
+    """
+    x = weighted_covariance_outlier(spike, ratio=ratio, labels=labels, projections=projections)
+    if not np.isfinite(x):
+        return float("nan"), 0.0
+    from scipy.optimize import brentq
+
+    w = np.asarray(labels, dtype=float).ravel()
+    h = np.asarray(projections, dtype=float).ravel()
+    side = 1 if spike > 0 else -1
+    g_edge = _signed_weight_branch(ratio, w, side)[1]
+    g = brentq(lambda s: _signed_weight_x(s, ratio, w) - x, g_edge * 1e-12, g_edge * (1.0 - 1e-12), xtol=1e-15,
+               maxiter=500)
+    den = (1.0 - ratio * w * g) ** 2
+    dphi = ratio * np.mean(w**2 * h**2 / den)
+    dx = -1.0 / g**2 + ratio * np.mean(w**2 / den)
+    return float(x), float(1.0 / (1.0 - dphi / dx))
+
+
+def weighted_covariance_half_overlap(spike: float, *, D: int, labels, projections, n_range) -> float:
+    """The sample size ``n`` at which :func:`weighted_covariance_overlap`'s ``cos^2`` reaches 1/2 (``D / n`` the
+    ratio), searched on ``n_range = (low, high)``; ``nan`` if it is not reached there. Chapter 2 (B5)."""
+    from scipy.optimize import brentq
+
+    lo, hi = (float(v) for v in n_range)
+    if not 0 < lo < hi:
+        raise ValueError(f"n_range must be 0 < low < high, got {n_range}")
+
+    def excess(log_n):
+        return weighted_covariance_overlap(spike, ratio=D / math.exp(log_n), labels=labels,
+                                           projections=projections)[1] - 0.5
+
+    a, b = math.log(lo), math.log(hi)
+    if excess(a) >= 0 or excess(b) < 0:
+        return float("nan")
+    return float(math.exp(brentq(excess, a, b, xtol=1e-6)))
