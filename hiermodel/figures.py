@@ -314,30 +314,35 @@ def _plot_fig4(df):
     return fig
 
 
+def _error_curves(ax, df, gamma, *, refined, asymptote):
+    """Into ``ax``, for each d at this gamma: the test MSE (filled) and first-layer error (open) against n, the tail
+    sum (dotted) and the B2 sum (solid); ``asymptote``: the label of the continuum form (dashed, of the B2 sum if
+    ``refined`` else of the tail sum), or None to leave it out. Shared by the rate and regimes figures."""
+    ds = sorted(df["d"].unique())
+    for k, d in enumerate(ds):
+        part = df[(df["gamma"] == gamma) & (df["d"] == d)]
+        kw, color, first = _theory_kw(part), f"C{k}", k == 0
+        suffix = "" if len(ds) == 1 else f", $d = {d}$"
+        _errorbar(ax, mean_sem(part, "n", "mse"), color=color, label="test MSE" + suffix)
+        _errorbar(ax, mean_sem(part, "n", "mse_fl"), color=color, open_marker=True, label="first-layer error" + suffix)
+        nn = np.geomspace(part["n"].min(), part["n"].max(), 300)
+        ax.plot(nn, theory.mse_prediction(nn, **kw), ":", color="k", lw=1,
+                label="tail sum (Eq. 2.15)" if first else None)
+        ax.plot(nn, theory.mse_prediction(nn, **kw, refined=True), "-", color="k", lw=1,
+                label="B2 sum" if first else None)
+        if asymptote is not None:
+            ax.plot(nn, theory.mse_asymptotic(nn, **kw, refined=refined), "--", color="0.5", lw=1,
+                    label=asymptote if first else None)
+
+
 def _plot_rate(df):
     """Test MSE (filled) and first-layer error (open) against n, one panel per gamma (a colour per d); lines: the
     tail sum (dotted), the B2 sum (solid) and its continuum asymptote (dashed) (chapter 4, the rate)."""
     gammas = sorted(df["gamma"].unique())
     fig, axes = _new_figure(len(gammas), sharey=True)
     df = df.assign(mse_fl=first_layer_error(df))
-    ds = sorted(df["d"].unique())
     for ax, gamma in zip(axes, gammas):
-        for k, d in enumerate(ds):
-            part = df[(df["gamma"] == gamma) & (df["d"] == d)]
-            kw, color = _theory_kw(part), f"C{k}"
-            suffix = "" if len(ds) == 1 else f", $d = {d}$"
-            _errorbar(ax, mean_sem(part, "n", "mse"), color=color, label="test MSE" + suffix)
-            _errorbar(ax, mean_sem(part, "n", "mse_fl"), color=color, open_marker=True,
-                      label="first-layer error" + suffix)
-            nn = np.geomspace(part["n"].min(), part["n"].max(), 300)
-            first = k == 0
-            ax.plot(nn, theory.mse_prediction(nn, **kw), ":", color="k", lw=1,
-                    label="tail sum (Eq. 2.15)" if first else None)
-            ax.plot(nn, theory.mse_prediction(nn, **kw, refined=True), "-", color="k", lw=1,
-                    label="B2 sum" if first else None)
-            if gamma > 0.5:
-                ax.plot(nn, theory.mse_asymptotic(nn, **kw, refined=True), "--", color="0.5", lw=1,
-                        label=r"$C (n/n_1^*)^{-\beta}$" if first else None)
+        _error_curves(ax, df, gamma, refined=True, asymptote=r"$C (n/n_1^*)^{-\beta}$" if gamma > 0.5 else None)
         _log(ax)
         ax.set_xlabel("$n$")
         ax.text(0.04, 0.04, rf"$\gamma = {gamma:g}$", transform=ax.transAxes, fontsize=8)
@@ -431,23 +436,8 @@ def _plot_regimes(df):
     gammas = sorted(df["gamma"].unique())
     fig, axes = _new_figure(len(gammas), sharey=True)
     df = df.assign(mse_fl=first_layer_error(df))
-    ds = sorted(df["d"].unique())
     for ax, gamma in zip(axes, gammas):
-        for k, d in enumerate(ds):
-            part = df[(df["gamma"] == gamma) & (df["d"] == d)]
-            kw, color, first = _theory_kw(part), f"C{k}", k == 0
-            suffix = "" if len(ds) == 1 else f", $d = {d}$"
-            _errorbar(ax, mean_sem(part, "n", "mse"), color=color, label="test MSE" + suffix)
-            _errorbar(ax, mean_sem(part, "n", "mse_fl"), color=color, open_marker=True,
-                      label="first-layer error" + suffix)
-            nn = np.geomspace(part["n"].min(), part["n"].max(), 300)
-            ax.plot(nn, theory.mse_prediction(nn, **kw), ":", color="k", lw=1,
-                    label="tail sum (Eq. 2.15)" if first else None)
-            ax.plot(nn, theory.mse_prediction(nn, **kw, refined=True), "-", color="k", lw=1,
-                    label="B2 sum" if first else None)
-            if gamma > 0:
-                ax.plot(nn, theory.mse_asymptotic(nn, **kw), "--", color="0.5", lw=1,
-                        label="continuum tail form" if first else None)
+        _error_curves(ax, df, gamma, refined=False, asymptote="continuum tail form" if gamma > 0 else None)
         _log(ax, y=False)
         ax.set_xlabel("$n$")
         ax.text(0.96, 0.9, rf"$\gamma = {gamma:g}$", transform=ax.transAxes, fontsize=8, ha="right")
