@@ -16,8 +16,10 @@ Computing ``C_hat``. Its cost dominates everything else, so three routes are pro
   single-threaded GEMM group per worker thread, as many workers as BLAS threads (``OPENBLAS_NUM_THREADS`` or
   threadpoolctl), so they are bit-identical for every thread count; ``C_hat`` is read off the sums in row blocks
   and its eigen-solve is ARPACK on one BLAS thread.
-* ``"operator"``: matrix-free block Krylov (block Lanczos with full re-orthogonalisation and Rayleigh–Ritz on the
-  whole Krylov basis, which resolves both ends of the spectrum at once, as selection by ``|eigenvalue|`` needs).
+* ``"operator"``: matrix-free Krylov (Lanczos with full re-orthogonalisation and Rayleigh–Ritz on the whole Krylov
+  basis, which resolves both ends of the spectrum at once, as selection by ``|eigenvalue|`` needs; one vector per
+  pass by default, ``block`` vectors if asked). Unrestarted, it needs fewer products than ARPACK's restarted
+  Lanczos on the same operator (measured at n = d^3: 40-63 products for d = 40-80, against 75-131).
   For ``q = 2`` on raw inputs one application uses the operator form of SPEC §2: with ``F <-> X~/sqrt 2``,
   ``X~ = x x^T - I``, under the isometry of :func:`hiermodel.vector_to_matrix` (``a <-> M``, ``a_ij = sqrt2 M_ij``),
 
@@ -41,6 +43,7 @@ import logging
 import math
 import numbers
 import os
+import time
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -164,9 +167,12 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         Krylov stopping rule on the estimated subspace error ``mean_i (residual_i / gap_i)^2`` (``gap_i``: distance
         of the ``i``-th selected Ritz value to the unselected ones), i.e. on ``1 - q`` against the exact top-``d1``.
     block : int or None
-        Krylov block size; default ``d1 + max(2, d1 // 2)``.
-    max_passes : int
-        Cap on Krylov passes over the data.
+        Krylov block size (vectors per pass over the data). Default: 1 (Lanczos) for ``q = 2`` on raw inputs, where
+        it needs the fewest products (at n = d^3, ``tol=1e-8``: 40-88 for d = 40-120, against 95-204 for blocks of
+        4-12) and one product is still two GEMMs; ``d1 + max(2, d1 // 2)`` on lifted or feature inputs, where a
+        single vector would make the product a matrix-vector one.
+    max_passes : int or None
+        Cap on Krylov passes over the data; default ``720 // block`` (720 vector products).
     center : bool
         ``True``: labels standardised as ``(y - mean) / std`` on each fit's own samples. ``False``: scaled only,
         ``y / std``. For a centred link (``E g = 0``, as the paper assumes) the two differ by
@@ -193,10 +199,14 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         Training size and the sizes used by the first and by the second layer.
     method_ : str
         The method actually used; ``passes_``: data passes of the spectral step (dense: 1); ``converged_``.
+    kernel_stats_ : dict
+        Wall times (s) and flop counts of the spectral step: ``spectral_time`` (all of it: data checks, sample
+        kernels, eigen-solves), ``apply_*`` (matrix-free products), ``dense_*`` (moment sums; ``dense_time``
+        includes the per-point read-outs and solves). The benchmark's GFLOP/s columns come from here.
     """
 
     def __init__(self, d1, *, q=2, readout="affine", split=False, method="auto", rng=None, dtype=np.float32,
-                 tol=1e-6, block=None, max_passes=60, center=True):
+                 tol=1e-6, block=None, max_passes=None, center=True):
         self.d1 = d1
         self.q = q
         self.readout = readout
@@ -221,9 +231,9 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         as_generator(self.rng)  # validates; the Generator itself is built per fit
         float_dtype("dtype", self.dtype)
         check_real("tol", self.tol, minimum=0.0, open_min=True)
-        if self.block is not None:
-            check_int("block", self.block, minimum=1)
-        check_int("max_passes", self.max_passes, minimum=1)
+        for name in ("block", "max_passes"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), minimum=1)
 
     # --- method choice ----------------------------------------------------------------------------------------
     def _choose(self, data, n_first_total, sweep_points):
@@ -243,23 +253,27 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
             return self.method
         if D > DENSE_MAX_D:
             return "operator"
-        b = self._block_size(D)
-        n_first_total = n_first
-        # Flop models, calibrated on 2 cores (benchmarks/bench_spectral.py). Single fits at n = d^3: dense is exact and
-        # fastest up to d = 80 and within 1.1x of tol-1e-3 Krylov at d = 120; nested sweeps favour dense further.
-        n_sum = n_first_total if sweep_points <= 1 else 3.0 * n_first_total  # sum of nested prefixes
-        n_mats = 1 if sweep_points <= 1 or not self.center else 2  # centred sweeps also need sum F F^T
         moments = not features and q == 2
+        b = self._block_size(D, moments)
+        # Flop models, calibrated on 2 cores (benchmarks/bench_spectral.py): the dense route's GEMMs run at about
+        # twice the rate of the matrix-free product. Lanczos (block 1) needs 40-90 products cold at n = d^3 and
+        # hardly fewer warm-started; blocks of 9-15 need 12-20 passes cold, ~10 warm-started.
+        n_sum = n_first if sweep_points <= 1 else 3.0 * n_first  # sum of nested prefixes
+        n_mats = 1 if sweep_points <= 1 or not self.center else 2  # centred sweeps also need sum F F^T
         per_sample = moment_flops(d) if moments else 1.0 * D * D
-        dense = n_mats * n_first_total * per_sample + sweep_points * 300.0 * D ** 2  # GEMMs + ARPACK
+        dense = n_mats * n_first * per_sample + sweep_points * 300.0 * D ** 2  # GEMMs + ARPACK
         per_vec = 4.0 * d ** 2 if moments else 4.0 * D
-        passes = 12.0 if sweep_points <= 1 else 10.0  # measured: ~12-20 cold, ~10 warm-started
-        operator = 1.5 * 2.0 * passes * n_sum * per_vec * b  # its kernel runs at ~1/2-2/3 of the syrk rate
+        products = 60.0 if b == 1 else (12.0 if sweep_points <= 1 else 10.0) * b
+        operator = 2.0 * products * n_sum * per_vec * (1.0 if moments else 1.5)
         return "dense" if dense <= operator else "operator"
 
-    def _block_size(self, D):
-        b = self.block if self.block is not None else self.d1 + max(2, self.d1 // 2)
+    def _block_size(self, D, operator_form):
+        """Vectors per Krylov pass (see ``block``)."""
+        b = self.block if self.block is not None else 1 if operator_form else self.d1 + max(2, self.d1 // 2)
         return int(min(b, D))
+
+    def _max_passes(self, block):
+        return self.max_passes if self.max_passes is not None else max(1, 720 // block)
 
     # --- fitting ----------------------------------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -317,6 +331,7 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         return _Plan(n=n, n1=n1, s2=s2, e2=e2, y=data.y, mean=mean, std=std)
 
     def _fit_paths(self, data, ns, checkpoint=None):
+        t0 = time.perf_counter()
         check_range(data, self.dtype)
         single = ns is None
         plans = [self._plan(data, n) for n in ([data.n] if single else ns)]
@@ -340,14 +355,15 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
                 if method == "rsi":
                     th, U, info = rsi(matvec, data.D, self.d1, rng=rng)
                 else:
-                    th, U, info = block_krylov(matvec, data.D, self.d1, block=self._block_size(data.D), rng=rng,
-                                               V0=prev, tol=self.tol, max_passes=self.max_passes)
+                    b = self._block_size(data.D, kernel.operator_form)
+                    th, U, info = block_krylov(matvec, data.D, self.d1, block=b, rng=rng, V0=prev, tol=self.tol,
+                                               max_passes=self._max_passes(b))
                     prev = U
                 p.theta, p.U, p.passes, p.converged = th, U, info["passes"], info["converged"]
                 if store is not None:
                     store.save(*_snapshot(plans[:i + 1], rng))
                 _log.info("path point %d/%d done (n = %d)", i + 1, len(plans), p.n)
-        stats = dict(kernel.stats)  # the spectral step only
+        stats = {**kernel.stats, "spectral_time": time.perf_counter() - t0}  # the spectral step only
         self._second_stage(kernel, plans)
         fitted = []
         for p in plans:

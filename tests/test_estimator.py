@@ -88,6 +88,21 @@ def test_krylov_block_smaller_than_d1(small):
     assert LayerwiseSpectral(t.d1, method="operator", block=1, max_passes=1, rng=0).fit(X, y).passes_ == t.d1
 
 
+def test_default_krylov_block_lanczos_on_raw_inputs_a_block_on_features(small):
+    # Raw q = 2 inputs: one vector per pass (its product is still two GEMMs); features: d1 + max(2, d1 // 2).
+    t, X, y = small
+    _, U, _ = top_eigenpairs(explicit_chat(X, y), t.d1)
+    est = LayerwiseSpectral(t.d1, method="operator", dtype=np.float64, rng=0, tol=1e-10).fit(X, y)
+    assert est.converged_ and subspace_overlap(U.T, est.directions_) > 1 - 1e-8
+    s = est.kernel_stats_
+    assert s["apply_calls"] == est.passes_ and s["apply_flops"] == 4.0 * t.d ** 2 * len(y) * est.passes_
+    F = hm.hermite_features(X, 2)
+    feat = LayerwiseSpectral(t.d1, method="operator", dtype=np.float64, rng=0, tol=1e-10).fit_features(F, y)
+    b = t.d1 + max(2, t.d1 // 2)
+    assert feat.kernel_stats_["apply_flops"] == 4.0 * t.D * len(y) * b * feat.passes_
+    assert subspace_overlap(U.T, feat.directions_) > 1 - 1e-8
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_selection_by_absolute_value_both_ends(method):
     # Labels built so that C_hat has two strong negative and one strong positive spike: selection must be by |value|.

@@ -121,6 +121,25 @@ def test_projections_on_worker_threads_equal_one_thread():
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(one, two))
 
 
+@pytest.mark.parametrize("b", [1, 3])
+def test_matrix_free_product_does_not_depend_on_threads_and_matches_the_explicit_matrix(b):
+    rng = np.random.default_rng(8)
+    d, n = 11, 50_000  # several row blocks of operator_rows(b) rows, the last one short
+    X, w = rng.standard_normal((n, d)), rng.standard_normal(n)
+    kernel = SampleKernel(TrainingData(X, w, features=False, q=2), np.float64)
+    assert n > 2 * kernel.operator_rows(b)
+    V = rng.standard_normal((kernel.data.D, b))
+
+    def run(threads):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            return kernel.apply(V, w, 100, n - 7)
+
+    one, two = run(1), run(2)
+    assert np.array_equal(one, two)
+    F = hm.hermite_features(X[100:n - 7], 2)
+    np.testing.assert_allclose(one, F.T @ (w[100:n - 7, None] * (F @ V)), rtol=1e-10, atol=1e-8 * n)
+
+
 def test_explicit_solver_agrees_with_eigh_to_rounding():
     # ARPACK (pinned to one BLAS thread) against a full eigh: eigenvalues to 1e-12 relative, vectors to 1e-10.
     rng = np.random.default_rng(7)

@@ -329,7 +329,7 @@ def test_metric_groups_select_their_columns():
     df = sweep.run(grid, cache_dir=False, progress=False, metrics=["overlap", "angles"])
     assert {"overlap_1", "overlap_2", "angle_cos2_1", "angle_cos2_2"} <= set(df.columns)
     assert not any(c.startswith(("cos2_", "eig_")) for c in df.columns)
-    assert sweep.SWEEP_VERSION == 6 and {"overlap", "angles"} <= set(sweep.METRICS)
+    assert sweep.SWEEP_VERSION == 7 and {"overlap", "angles"} <= set(sweep.METRICS)
 
 
 def test_grids_add_up():

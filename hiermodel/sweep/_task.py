@@ -17,13 +17,15 @@ from ..estimator import METHODS, readout_degree
 from ..hermite import feature_dimension
 from ..theory import WIDTHS, first_layer_width, width_exponent
 
-SWEEP_VERSION = 6
+SWEEP_VERSION = 7
 """Version of what a task produces; part of every cache key. Bump it when the numbers or the recorded metrics change.
 
 History: 3: dense route from distinct fourth moments + ARPACK; 4: eigenvector overlaps and principal angles recorded,
 parameter ``mode`` renamed ``model`` (task seeds unchanged, see :meth:`Task.seed_sequence`); 5: the key holds the
 eigen-solver route ``method="auto"`` resolves to and the BLAS thread count (numbers unchanged); 6: streamed second
-stage and wider fourth-moment GEMMs (float32 rounding-level changes)."""
+stage and wider fourth-moment GEMMs (float32 rounding-level changes); 7: the matrix-free route on raw inputs is
+single-vector Lanczos and ``"auto"``'s cost model is recalibrated (paper-scale tasks change route or numbers to the
+solver tolerance; the dense route, hence every CI-scale and stored number, is unchanged)."""
 
 LINKS = ("id", "tanh")
 PARAMS = ("d", "gamma", "q", "g", "eps", "model", "seed")
