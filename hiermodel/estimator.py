@@ -255,16 +255,18 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
             return "operator"
         moments = not features and q == 2
         b = self._block_size(D, moments)
-        # Flop models, calibrated on 2 cores (benchmarks/bench_spectral.py): the dense route's GEMMs run at about
-        # twice the rate of the matrix-free product. Lanczos (block 1) needs 40-90 products cold at n = d^3 and
-        # hardly fewer warm-started; blocks of 9-15 need 12-20 passes cold, ~10 warm-started.
+        # Flop models, calibrated on 2 cores (benchmarks/bench_spectral.py): the dense route's GEMMs run about 2x
+        # faster than the matrix-free product on raw inputs (2.5x on the short prefixes of a path) and 3x faster
+        # than on lifted features. Lanczos (block 1) needs 40-90 products cold at n = d^3 and hardly fewer
+        # warm-started; blocks of 9-15 need 12-20 passes cold, ~10 warm-started.
         n_sum = n_first if sweep_points <= 1 else 3.0 * n_first  # sum of nested prefixes
         n_mats = 1 if sweep_points <= 1 or not self.center else 2  # centred sweeps also need sum F F^T
         per_sample = moment_flops(d) if moments else 1.0 * D * D
         dense = n_mats * n_first * per_sample + sweep_points * 300.0 * D ** 2  # GEMMs + ARPACK
         per_vec = 4.0 * d ** 2 if moments else 4.0 * D
         products = 60.0 if b == 1 else (12.0 if sweep_points <= 1 else 10.0) * b
-        operator = 2.0 * products * n_sum * per_vec * (1.0 if moments else 1.5)
+        slower = (2.0 if sweep_points <= 1 else 2.5) if moments else 3.0
+        operator = slower * products * n_sum * per_vec
         return "dense" if dense <= operator else "operator"
 
     def _block_size(self, D, operator_form):

@@ -103,6 +103,15 @@ def test_default_krylov_block_lanczos_on_raw_inputs_a_block_on_features(small):
     assert subspace_overlap(U.T, feat.directions_) > 1 - 1e-8
 
 
+def test_lanczos_finds_a_cluster_of_equal_spikes():
+    # gamma = 0: all d1 spikes have the same |lambda|; one start vector must still resolve the whole cluster.
+    t = hm.HierarchicalTarget(16, gamma=0.0, rng=2)
+    X, y = SampleStream(t, 40_000, rng=3).arrays()
+    _, U, _ = top_eigenpairs(explicit_chat(X, y), t.d1)
+    est = LayerwiseSpectral(t.d1, method="operator", dtype=np.float64, rng=0, tol=1e-10).fit(X, y)
+    assert est.converged_ and subspace_overlap(U.T, est.directions_) > 1 - 1e-8
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_selection_by_absolute_value_both_ends(method):
     # Labels built so that C_hat has two strong negative and one strong positive spike: selection must be by |value|.
