@@ -301,13 +301,14 @@ def memory(d, alpha, out):
     tracemalloc.start()
     stream = SampleStream(target, n, rng=3000 + d)
     t0 = time.perf_counter()
-    # Memory does not grow with the number of passes beyond the Krylov basis (D x passes x block): cap them.
+    # Memory does not grow with the number of passes beyond the Krylov basis (D x passes x block): cap them
+    # (a block smaller than d1 still takes d1 / block passes).
     est = LayerwiseSpectral(target.d1, method="operator", rng=0, max_passes=4).fit(stream)
     t = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    out(f"\n## memory: streamed fit, d = {d}, n = d^{alpha} = {n} (4 Krylov passes): peak NumPy allocations "
-        f"{peak / 2**30:.2f} GiB (target < 4 GB); raw X would be {n * d * 8 / 2**30:.1f} GiB; {t:.0f} s")
+    out(f"\n## memory: streamed fit, d = {d}, n = d^{alpha} = {n} ({est.passes_} Krylov passes): peak NumPy "
+        f"allocations {peak / 2**30:.2f} GiB (target < 4 GB); raw X would be {n * d * 8 / 2**30:.1f} GiB; {t:.0f} s")
     del est
     # The dense route keeps D x D matrices and the fourth-moment buffers, whatever n: measure it on a short stream.
     moment_index.cache_clear()

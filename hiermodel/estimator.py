@@ -19,7 +19,7 @@ Computing ``C_hat``. Its cost dominates everything else, so three routes are pro
 * ``"operator"``: matrix-free Krylov (Lanczos with full re-orthogonalisation and Rayleigh–Ritz on the whole Krylov
   basis, which resolves both ends of the spectrum at once, as selection by ``|eigenvalue|`` needs; one vector per
   pass by default, ``block`` vectors if asked). Unrestarted, it needs fewer products than ARPACK's restarted
-  Lanczos on the same operator (measured at n = d^3: 40-63 products for d = 40-80, against 75-131).
+  Lanczos on the same operator (measured at n = d^3: 40-88 products for d = 40-120, against 75-291).
   For ``q = 2`` on raw inputs one application uses the operator form of SPEC §2: with ``F <-> X~/sqrt 2``,
   ``X~ = x x^T - I``, under the isometry of :func:`hiermodel.vector_to_matrix` (``a <-> M``, ``a_ij = sqrt2 M_ij``),
 
@@ -168,9 +168,9 @@ class LayerwiseSpectral(RegressorMixin, BaseEstimator):
         of the ``i``-th selected Ritz value to the unselected ones), i.e. on ``1 - q`` against the exact top-``d1``.
     block : int or None
         Krylov block size (vectors per pass over the data). Default: 1 (Lanczos) for ``q = 2`` on raw inputs, where
-        it needs the fewest products (at n = d^3, ``tol=1e-8``: 40-88 for d = 40-120, against 95-204 for blocks of
-        4-12) and one product is still two GEMMs; ``d1 + max(2, d1 // 2)`` on lifted or feature inputs, where a
-        single vector would make the product a matrix-vector one.
+        it needs the fewest products (at n = d^3, ``tol=1e-8``: 40-88 for d = 40-120; at d = 80, 40 against 76-180
+        for blocks of 4-12) and one product is still two GEMMs; ``d1 + max(2, d1 // 2)`` on lifted or feature
+        inputs, where a single vector would make the product a matrix-vector one.
     max_passes : int or None
         Cap on Krylov passes over the data; default ``720 // block`` (720 vector products).
     center : bool
