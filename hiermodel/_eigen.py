@@ -1,7 +1,8 @@
 """Eigen-solvers for the first layer: the top-``k`` eigenpairs of a symmetric matrix or operator by ``|eigenvalue|``.
 
 Explicit matrices: ARPACK (or ``eigh`` for small ones). Matrix-free: block Lanczos with full re-orthogonalisation
-(:func:`block_krylov`), or randomized subspace iteration (:func:`rsi`, the benchmark's reference).
+(:func:`block_krylov`; with ``block=1`` plain Lanczos, the estimator's default on raw inputs), or randomized subspace
+iteration (:func:`rsi`, the benchmark's reference).
 """
 
 from __future__ import annotations
