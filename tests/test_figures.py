@@ -182,3 +182,12 @@ def test_fig4_paper_scale_is_the_same_experiment_bigger():
     assert set(g.d) == set(paper["d"]) and len(g) == len(paper["d"]) * 2 * paper["seeds"]
     for t in g.tasks():  # the same per-d path, bigger
         assert t.ns == tuple(figures.recovery_sizes(t.d, gamma=0.4, deltas=tuple(paper["deltas"])))
+
+
+@pytest.mark.parametrize("scale", ["ci", "stored"])
+def test_chapter_grids_resolve_to_the_dense_route(scale):
+    # The chapters' stored outputs and book/data hold dense-route numbers (exact, bit-identical for any thread
+    # count): a change of auto's cost model must not move a CI-scale or stored task to another route.
+    routes = {name: {t.resolved_method for t in figures.grid(name, scale).tasks() if t.learner == "layerwise"}
+              for name in figures.names() if scale in figures.spec(name).grids}
+    assert routes and all(r == {"dense"} for r in routes.values()), routes
