@@ -254,6 +254,7 @@ def _plot_fig3(df):
         for ax, label in ((ax0, "test MSE"), (ax1, "overlap $q_h$")):
             ax.set_ylabel(f"{label} ({_MODEL_LABEL.get(model, model)})")
             ax.set_xlabel(_ALPHA_LABEL)
+            ax.tick_params(labelbottom=True)  # a shared x axis hides the upper rows' tick labels, not their label
         ax0.text(0.03, 0.04, name, transform=ax0.transAxes, fontsize=8)
     axes[0].legend(frameon=False, fontsize=7)
     return fig
